@@ -1,0 +1,117 @@
+"""The `autolabel` command: a thin layer over the Python API."""
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import InputError
+from .progress import Reporter, console
+from .propagate import Settings
+
+app = typer.Typer(
+    help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
+         "to every frame, a refiner repairs them, and every label comes with a confidence map.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+class FlowBackendName(str, Enum):
+    dis = "dis"
+    farneback = "farneback"
+
+
+class FlowPreset(str, Enum):
+    ultrafast = "ultrafast"
+    fast = "fast"
+    medium = "medium"
+
+
+class Fusion(str, Enum):
+    reliability = "reliability"
+    distance = "distance"
+
+
+class LabelKind(str, Enum):
+    palette = "palette"
+    ids = "ids"
+    binary = "binary"
+    rgb = "rgb"
+
+
+def fail(error: Exception) -> None:
+    """One line, exit code 2: the contract for bad input."""
+    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"autolabel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    pass
+
+
+FlowOption = typer.Option(FlowBackendName.dis, "--flow", help="Optical flow backend.")
+PresetOption = typer.Option(FlowPreset.medium, "--flow-preset", help="Speed/quality preset of the flow backend.")
+ScaleOption = typer.Option(1.0, "--flow-scale", min=0.1, max=1.0,
+                           help="Compute flow on frames scaled by this factor (0.5 = half size, ~3x faster).")
+FusionOption = typer.Option(Fusion.reliability, "--fusion",
+                            help="How the two keyframes' propagations combine: by per-pixel reliability, "
+                                 "or by distance alone (the plain reference method).")
+
+
+def make_settings(flow, flow_preset, flow_scale, fusion) -> Settings:
+    return Settings(flow=flow.value, flow_preset=flow_preset.value, flow_scale=flow_scale, fusion=fusion.value)
+
+
+@app.command()
+def propagate(
+    video: Path = typer.Option(..., "--video", "-v", help="Folder of frames (jpg/png, natural order) or a video file "
+                               "(mp4/avi/mov; frames are named 000000, 000001, …)."),
+    keyframes: Path = typer.Option(..., "--keyframes", "-k", help="Folder of label PNGs named like the frames they label."),
+    out: Path = typer.Option(Path("autolabel-out"), "--out", "-o",
+                             help="Output folder: labels/, confidence/ and manifest.json."),
+    flow: FlowBackendName = FlowOption,
+    flow_preset: FlowPreset = PresetOption,
+    flow_scale: float = ScaleOption,
+    fusion: Fusion = FusionOption,
+    label_format: Optional[LabelKind] = typer.Option(None, "--label-format",
+                                                     help="Override the detected label format."),
+    ignore_index: int = typer.Option(255, "--ignore-index",
+                                     help="Id meaning 'unlabeled' in multi-class labels; carried through, never "
+                                          "a class. Binary 0/255 masks have none (255 is the object)."),
+    color_table: Optional[Path] = typer.Option(None, "--color-table",
+                                               help="CSV 'id,r,g,b' for RGB colour-coded labels (default: the "
+                                                    "colours found in the keyframes)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in --out."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Propagate keyframe labels to every frame of a video.
+
+    Writes OUT/labels/<stem>.png in the keyframes' own format, OUT/confidence/<stem>.png
+    (8-bit, 255 x the probability that the label is right) and OUT/manifest.json.
+    """
+    from .run import run_clip
+
+    settings = make_settings(flow, flow_preset, flow_scale, fusion)
+    try:
+        with Reporter("propagating", quiet) as reporter:
+            manifest = run_clip(video, keyframes, out, settings=settings,
+                                label_format=label_format.value if label_format else None,
+                                ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
+                                on_start=reporter.say, on_frame=reporter.frames)
+    except (InputError, ValueError) as error:
+        fail(error)
+    if not quiet:
+        mean = sum(f["mean_confidence"] for f in manifest["frames"]) / len(manifest["frames"])
+        console.print(f"wrote {len(manifest['frames'])} labels to {out}/labels (mean confidence {mean:.3f}) "
+                      f"in {manifest['timings']['total']:.1f}s", highlight=False)

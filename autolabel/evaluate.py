@@ -1,0 +1,427 @@
+"""Score propagated labels against ground truth: J or mIoU, boundary F, calibration.
+
+Everything streams: each frame is read, scored into running totals and dropped,
+so a clip of any length is scored in memory of one frame. The array-level
+`Scorer` is what `evaluate` feeds, and what a benchmark feeds directly with
+in-memory results.
+
+Definitions (scores in percent, ECE as a fraction):
+
+* Region score. A confusion matrix of pixel counts [GT id, predicted id] is
+  summed over the scored frames; pixels whose GT is the ignore id are left out.
+  IoU of an id = intersection / union from those clip totals, so an object is
+  weighted by its pixels over the clip, not by frame. Ids present in GT or
+  prediction count; the ignore id never does.
+  - semantic formats (grayscale ids, RGB): mIoU = mean IoU over those ids.
+  - object formats (palette, binary): J = mean IoU over object ids, background
+    (id 0) excluded; for binary masks the one object is 255.
+  `frame_mean_score` is the same mean computed per frame, then averaged over
+  frames (frames with nothing to score are skipped) - DAVIS's per-frame flavour.
+* Boundary F (DAVIS F). Per frame and per object/class present in that frame's
+  GT or prediction: boundary pixels are those with a 4-neighbour of another id;
+  precision/recall = share of predicted/GT boundary pixels within
+  `max(1, round(0.008 * diagonal))` px of the other's boundary; F = 2PR/(P+R).
+  Mean over the frame's objects, then over frames.
+* By distance. The region score of the frames at each distance from the nearest
+  keyframe, each group accumulated like the whole clip.
+* Calibration. Pixels (ignore-GT excluded) binned by confidence into 10 equal
+  bins; ECE = sum over bins of |accuracy - mean confidence| weighted by pixels.
+
+Keyframes are never scored: they are copies of the input, not predictions.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from rich.table import Table
+
+from .errors import InputError
+from .frames import IMAGE_SUFFIXES, natural_key
+from .labels import detect_format, read_label
+
+CALIBRATION_BINS = 10
+BOUNDARY_TOLERANCE_FRACTION = 0.008   # of the image diagonal, as in DAVIS
+
+
+# ---------------------------------------------------------------- region scores
+
+@dataclass
+class Confusion:
+    """Pixel counts[GT, prediction] over the sorted ids seen so far (ids can be sparse, up to 65535)."""
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+
+    @classmethod
+    def of_pixels(cls, pred_ids: np.ndarray, gt_ids: np.ndarray) -> Confusion:
+        """Counts of one frame's scored pixels (1-D, non-negative ids, ignore already removed)."""
+        if gt_ids.size == 0:
+            return cls()
+        top = int(max(pred_ids.max(), gt_ids.max())) + 1
+        # Compact the ids to 0..k-1 so the matrix is k x k, not 65536 x 65536.
+        present = np.flatnonzero(np.bincount(gt_ids, minlength=top) + np.bincount(pred_ids, minlength=top))
+        compact = np.zeros(top, np.int64)
+        compact[present] = np.arange(len(present))
+        k = len(present)
+        counts = np.bincount(compact[gt_ids] * k + compact[pred_ids], minlength=k * k).reshape(k, k)
+        return cls(present.astype(np.int64), counts.astype(np.int64))
+
+    def merge(self, other: Confusion) -> None:
+        ids = np.union1d(self.ids, other.ids)
+        if len(ids) != len(self.ids):
+            grown = np.zeros((len(ids), len(ids)), np.int64)
+            position = np.searchsorted(ids, self.ids)
+            grown[np.ix_(position, position)] = self.counts
+            self.ids, self.counts = ids, grown
+        position = np.searchsorted(self.ids, other.ids)
+        self.counts[np.ix_(position, position)] += other.counts
+
+    def iou(self, excluded: set[int]) -> dict[int, float]:
+        """IoU (0-1) of every id present in GT or prediction, except `excluded`."""
+        intersection = np.diag(self.counts)
+        union = self.counts.sum(axis=0) + self.counts.sum(axis=1) - intersection
+        return {int(i): float(inter / uni) for i, inter, uni in zip(self.ids, intersection, union)
+                if uni > 0 and int(i) not in excluded}
+
+
+def mean_or_none(values) -> float | None:
+    values = list(values)
+    return float(np.mean(values)) if values else None
+
+
+def percent(value: float | None) -> float | None:
+    return None if value is None else 100.0 * value
+
+
+# ---------------------------------------------------------------- boundary F
+
+def boundary_tolerance(height: int, width: int) -> int:
+    return max(1, round(BOUNDARY_TOLERANCE_FRACTION * float(np.hypot(height, width))))
+
+
+def boundary_points(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N x 2 row/col, N ids) of pixels with a 4-neighbour of another id.
+
+    The image edge is not a boundary: a region touching it has no contour there.
+    """
+    edge = np.zeros(labels.shape, bool)
+    horizontal = labels[:, 1:] != labels[:, :-1]
+    vertical = labels[1:, :] != labels[:-1, :]
+    edge[:, 1:] |= horizontal
+    edge[:, :-1] |= horizontal
+    edge[1:, :] |= vertical
+    edge[:-1, :] |= vertical
+    rows, cols = np.nonzero(edge)
+    return np.stack([rows, cols], axis=1), labels[rows, cols]
+
+
+def boundary_f(pred_points: np.ndarray, gt_points: np.ndarray, tolerance: int) -> float:
+    """F-measure (0-1) of two boundaries given as N x 2 pixel coordinates."""
+    if len(pred_points) == 0 or len(gt_points) == 0:
+        # DAVIS: nothing on either side is perfect; one side empty is a complete miss.
+        return 1.0 if len(pred_points) == len(gt_points) else 0.0
+    # Work in the boxes around both boundaries: every point a distance can reach is inside.
+    origin = np.minimum(pred_points.min(axis=0), gt_points.min(axis=0))
+    shape = tuple(np.maximum(pred_points.max(axis=0), gt_points.max(axis=0)) - origin + 1)
+    pred_local, gt_local = pred_points - origin, gt_points - origin
+
+    def within_tolerance(points: np.ndarray, of: np.ndarray) -> float:
+        not_boundary = np.ones(shape, np.uint8)
+        not_boundary[of[:, 0], of[:, 1]] = 0
+        distance = cv2.distanceTransform(not_boundary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        return float(np.mean(distance[points[:, 0], points[:, 1]] <= tolerance))
+
+    precision = within_tolerance(pred_local, gt_local)
+    recall = within_tolerance(gt_local, pred_local)
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def frame_boundary_f(pred_ids: np.ndarray, gt_ids: np.ndarray, scored_ids, ignore_index: int | None) -> float | None:
+    """Mean boundary F (0-1) over `scored_ids` in one frame; None when there are none."""
+    scored_ids = list(scored_ids)
+    if not scored_ids:
+        return None
+    if ignore_index is not None:
+        # Unlabeled GT regions are unscored: give the prediction the same hole, so a
+        # region's edge against the hole is a boundary on both sides and matches.
+        pred_ids = np.where(gt_ids == ignore_index, -1, pred_ids.astype(np.int64))
+    tolerance = boundary_tolerance(*gt_ids.shape)
+    pred_points, pred_owner = boundary_points(pred_ids)
+    gt_points, gt_owner = boundary_points(gt_ids)
+    return float(np.mean([boundary_f(pred_points[pred_owner == i], gt_points[gt_owner == i], tolerance)
+                          for i in scored_ids]))
+
+
+# ---------------------------------------------------------------- calibration
+
+class Calibration:
+    """Running per-bin pixel count, confidence sum and correct count over equal-width bins."""
+
+    def __init__(self, bins: int = CALIBRATION_BINS):
+        self.bins = bins
+        self.count = np.zeros(bins, np.int64)
+        self.confidence_sum = np.zeros(bins, np.float64)
+        self.correct = np.zeros(bins, np.int64)
+
+    def add(self, confidence: np.ndarray, correct: np.ndarray) -> None:
+        confidence = confidence.astype(np.float64).ravel()
+        # A confidence of exactly 1 belongs in the top bin, not a bin of its own.
+        bin_of = np.minimum((confidence * self.bins).astype(np.int64), self.bins - 1)
+        self.count += np.bincount(bin_of, minlength=self.bins)
+        self.confidence_sum += np.bincount(bin_of, weights=confidence, minlength=self.bins)
+        self.correct += np.bincount(bin_of, weights=correct.ravel(), minlength=self.bins).astype(np.int64)
+
+    def ece(self) -> float | None:
+        total = self.count.sum()
+        # sum_b n_b/N * |acc_b - conf_b| with acc_b = correct_b/n_b, conf_b = sum_b/n_b
+        return float(np.abs(self.correct - self.confidence_sum).sum() / total) if total else None
+
+    def table(self) -> list[dict]:
+        rows = []
+        for b in range(self.bins):
+            count = int(self.count[b])
+            rows.append({"lo": b / self.bins, "hi": (b + 1) / self.bins, "count": count,
+                         "confidence": float(self.confidence_sum[b] / count) if count else None,
+                         "accuracy": float(self.correct[b] / count) if count else None})
+        return rows
+
+
+# ---------------------------------------------------------------- scorer
+
+class Scorer:
+    """Accumulates scores frame by frame; `result()` is the report `evaluate` returns.
+
+    `object_format`: True scores J (background 0 excluded), False scores mIoU.
+    `ignore_index`: GT id whose pixels are not scored (None for binary masks).
+    Frames added here are all scored: leave keyframes out.
+    """
+
+    def __init__(self, object_format: bool, ignore_index: int | None):
+        self.object_format = object_format
+        self.ignore_index = ignore_index
+        self.excluded_ids = ({ignore_index} if ignore_index is not None else set()) | ({0} if object_format else set())
+        self.confusion = Confusion()
+        self.confusion_by_distance: dict[int, Confusion] = {}
+        self.frames_by_distance: dict[int, int] = {}
+        self.frame_scores: list[float] = []
+        self.frame_boundary_f: list[float] = []
+        self.calibration: Calibration | None = None
+        self.frames_scored = 0
+
+    def add(self, pred_ids: np.ndarray, gt_ids: np.ndarray, confidence: np.ndarray | None = None,
+            distance: int | None = None) -> None:
+        """One frame: HxW non-negative integer ids; `confidence` HxW probabilities in [0, 1]."""
+        if pred_ids.shape != gt_ids.shape:
+            raise ValueError(f"prediction is {pred_ids.shape}, ground truth {gt_ids.shape}")
+        if confidence is not None and confidence.shape != gt_ids.shape:
+            raise ValueError(f"confidence is {confidence.shape}, ground truth {gt_ids.shape}")
+        scored = gt_ids != self.ignore_index if self.ignore_index is not None else np.ones(gt_ids.shape, bool)
+        pred_scored, gt_scored = pred_ids[scored], gt_ids[scored]
+
+        frame = Confusion.of_pixels(pred_scored.astype(np.int64), gt_scored.astype(np.int64))
+        self.confusion.merge(frame)
+        if distance is not None:
+            self.confusion_by_distance.setdefault(distance, Confusion()).merge(frame)
+            self.frames_by_distance[distance] = self.frames_by_distance.get(distance, 0) + 1
+
+        frame_iou = frame.iou(self.excluded_ids)
+        if frame_iou:
+            self.frame_scores.append(float(np.mean(list(frame_iou.values()))))
+        boundary = frame_boundary_f(pred_ids, gt_ids, frame_iou.keys(), self.ignore_index)
+        if boundary is not None:
+            self.frame_boundary_f.append(boundary)
+
+        if confidence is not None:
+            self.calibration = self.calibration or Calibration()
+            self.calibration.add(confidence[scored], pred_scored == gt_scored)
+        self.frames_scored += 1
+
+    def _score(self, confusion: Confusion) -> float | None:
+        return percent(mean_or_none(confusion.iou(self.excluded_ids).values()))
+
+    def result(self) -> dict:
+        """The report (JSON-serialisable). A score with nothing to average is None."""
+        distances = sorted(self.confusion_by_distance)
+        return {
+            "metric": "J" if self.object_format else "mIoU",
+            "score": self._score(self.confusion),
+            "frame_mean_score": percent(mean_or_none(self.frame_scores)),
+            "per_class": {str(i): 100.0 * iou for i, iou in self.confusion.iou(self.excluded_ids).items()},
+            "boundary_f": percent(mean_or_none(self.frame_boundary_f)),
+            "frames_scored": self.frames_scored,
+            "by_distance": {str(d): self._score(self.confusion_by_distance[d]) for d in distances},
+            "frames_by_distance": {str(d): self.frames_by_distance[d] for d in distances},
+            "ece": self.calibration.ece() if self.calibration else None,
+            "calibration": self.calibration.table() if self.calibration else None,
+            "format": None,
+            "skipped_predictions": 0,
+        }
+
+
+# ---------------------------------------------------------------- files
+
+def label_files(folder: str | Path, what: str) -> dict[str, Path]:
+    """stem -> image file in `folder`, in natural order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, f"{what} folder does not exist")
+    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                   key=lambda p: natural_key(p.name))
+    by_stem: dict[str, Path] = {}
+    for path in files:
+        if path.stem in by_stem:
+            raise InputError(path, f"shares its stem with {by_stem[path.stem].name}")
+        by_stem[path.stem] = path
+    if not by_stem:
+        raise InputError(folder, f"{what} folder holds no label images (png)")
+    return by_stem
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """stem -> the manifest's record of that frame."""
+    try:
+        frames = json.loads(path.read_text())["frames"]
+        return {str(frame["stem"]): frame for frame in frames}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(path, f"cannot read manifest ({type(error).__name__}: {error})") from None
+
+
+def distances_from_keyframes(stems, keyframe_stems: set[str]) -> dict[str, int]:
+    """Frames to the nearest keyframe, by position in the natural order of all stems."""
+    order = sorted(set(stems) | keyframe_stems, key=natural_key)
+    keyframe_positions = np.array([i for i, stem in enumerate(order) if stem in keyframe_stems])
+    if len(keyframe_positions) == 0:
+        return {}
+    return {stem: int(np.abs(keyframe_positions - i).min()) for i, stem in enumerate(order)}
+
+
+def read_confidence(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode != "L":
+                raise InputError(path, f"confidence must be an 8-bit grey PNG, not mode {image.mode!r}")
+            return np.asarray(image, dtype=np.float32) / np.float32(255)
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InputError(path, f"cannot read confidence PNG ({error})") from None
+
+
+def evaluate(pred_dir, gt_dir, *, keyframes_dir=None, confidence_dir=None, manifest_path=None,
+             label_format: str | None = None, ignore_index: int | None = 255, color_table=None) -> dict:
+    """Score the label PNGs in `pred_dir` against those in `gt_dir` (matched by stem).
+
+    Keyframes (stems in `keyframes_dir`, or `keyframe: true` in the manifest) are
+    not scored. The manifest is `manifest_path`, else `pred_dir/../manifest.json`
+    if it exists; its `distance` per frame groups the scores, else distances come
+    from the keyframe stems. Returns `Scorer.result()` plus the format read and
+    the number of predictions that had no ground truth.
+    """
+    pred_files = label_files(pred_dir, "prediction")
+    gt_files = label_files(gt_dir, "ground-truth")
+    keyframe_stems = set(label_files(keyframes_dir, "keyframe")) if keyframes_dir is not None else set()
+
+    if manifest_path is not None:
+        if not Path(manifest_path).is_file():
+            raise InputError(manifest_path, "manifest does not exist")
+        manifest = read_manifest(Path(manifest_path))
+    else:  # `autolabel propagate` writes out/labels next to out/manifest.json
+        beside_predictions = Path(pred_dir).resolve().parent / "manifest.json"
+        manifest = read_manifest(beside_predictions) if beside_predictions.is_file() else {}
+    keyframe_stems |= {stem for stem, frame in manifest.items() if frame.get("keyframe")}
+    if manifest:
+        distances = {stem: int(frame["distance"]) for stem, frame in manifest.items() if "distance" in frame}
+    else:
+        distances = distances_from_keyframes(pred_files, keyframe_stems)
+
+    scored_stems = [stem for stem in gt_files if stem not in keyframe_stems]
+    if not scored_stems:
+        raise InputError(gt_dir, "every ground-truth frame is a keyframe; nothing to score")
+    for stem in scored_stems:
+        if stem not in pred_files:
+            raise InputError(Path(pred_dir) / f"{stem}.png",
+                             f"no such prediction (ground truth {gt_files[stem]} needs one)")
+
+    fmt = detect_format(list(gt_files.values()), kind=label_format, ignore_index=ignore_index,
+                        color_table=color_table)
+    scorer = Scorer(fmt.is_object_format, fmt.ignore_index)
+    for stem in scored_stems:
+        gt = read_label(gt_files[stem], fmt)
+        pred = read_label(pred_files[stem], fmt)
+        if pred.shape != gt.shape:
+            raise InputError(pred_files[stem], f"is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
+                                               f"{gt_files[stem].name} is {gt.shape[1]}x{gt.shape[0]}")
+        confidence = None
+        if confidence_dir is not None:
+            confidence_path = Path(confidence_dir) / f"{stem}.png"
+            if not confidence_path.is_file():
+                raise InputError(confidence_path, "missing: no confidence for this frame")
+            confidence = read_confidence(confidence_path)
+            if confidence.shape != gt.shape:
+                raise InputError(confidence_path, f"is {confidence.shape[1]}x{confidence.shape[0]} but its "
+                                                  f"ground truth is {gt.shape[1]}x{gt.shape[0]}")
+        scorer.add(pred, gt, confidence, distances.get(stem))
+
+    return scorer.result() | {
+        "format": fmt.describe(),
+        "skipped_predictions": len(set(pred_files) - set(gt_files)),
+        "keyframes_excluded": len(set(gt_files) & keyframe_stems),
+    }
+
+
+# ---------------------------------------------------------------- terminal
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def report_table(report: dict) -> list[Table]:
+    """Summary, per-class IoU, by-distance and (with confidence) calibration tables."""
+    metric = report["metric"]
+    summary = Table(title="Evaluation")
+    summary.add_column("Measure")
+    summary.add_column("Value", justify="right")
+    summary.add_row(f"{metric} (%)", _number(report["score"]))
+    if "frame_mean_score" in report:
+        summary.add_row(f"{metric}, mean of frames (%)", _number(report["frame_mean_score"]))
+    summary.add_row("boundary F (%)", _number(report["boundary_f"]))
+    summary.add_row("ECE", _number(report["ece"], 4))
+    summary.add_row("frames scored", str(report["frames_scored"]))
+    if "keyframes_excluded" in report:
+        summary.add_row("keyframes excluded", str(report["keyframes_excluded"]))
+    summary.add_row("predictions without ground truth", str(report["skipped_predictions"]))
+    if report.get("format"):
+        summary.add_row("format", report["format"])
+    tables = [summary]
+
+    per_class = Table(title="IoU per object" if metric == "J" else "IoU per class")
+    per_class.add_column("Id", justify="right")
+    per_class.add_column("IoU (%)", justify="right")
+    for class_id, iou in report["per_class"].items():
+        per_class.add_row(class_id, _number(iou))
+    tables.append(per_class)
+
+    if report["by_distance"]:
+        by_distance = Table(title=f"{metric} by distance from the nearest keyframe")
+        by_distance.add_column("Frames away", justify="right")
+        by_distance.add_column("Frames", justify="right")
+        by_distance.add_column(f"{metric} (%)", justify="right")
+        frame_counts = report.get("frames_by_distance", {})
+        for distance, score in report["by_distance"].items():
+            by_distance.add_row(distance, str(frame_counts.get(distance, "")), _number(score))
+        tables.append(by_distance)
+
+    if report["calibration"]:
+        calibration = Table(title="Calibration (reliability diagram)")
+        calibration.add_column("Confidence", justify="right")
+        calibration.add_column("Pixels", justify="right")
+        calibration.add_column("Mean confidence", justify="right")
+        calibration.add_column("Accuracy", justify="right")
+        for row in report["calibration"]:
+            calibration.add_row(f"{row['lo']:.1f}–{row['hi']:.1f}", str(row["count"]),
+                                _number(row["confidence"], 3), _number(row["accuracy"], 3))
+        tables.append(calibration)
+    return tables

@@ -1,0 +1,97 @@
+"""Dense optical flow between neighbouring frames, behind one small interface.
+
+A backend is a callable `(gray_a, gray_b) -> flow` with flow[y, x] = (dx, dy)
+such that pixel (x, y) of `a` is seen at (x + dx, y + dy) in `b`. `flow_pair`
+gives both directions, which the warp stage needs for its consistency check.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+
+FlowBackend = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+def dis_backend(preset: str = "medium") -> FlowBackend:
+    """OpenCV's DIS flow: fast and good enough to be the floor of the pipeline's cost."""
+    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    return lambda a, b: dis.calc(a, b, None)
+
+
+def farneback_backend(preset: str = "medium") -> FlowBackend:
+    levels, iterations = {"ultrafast": (3, 2), "fast": (4, 3), "medium": (5, 5)}[preset]
+    return lambda a, b: cv2.calcOpticalFlowFarneback(
+        a, b, None, pyr_scale=0.5, levels=levels, winsize=15, iterations=iterations,
+        poly_n=5, poly_sigma=1.1, flags=0)
+
+
+BACKENDS: dict[str, Callable[[str], FlowBackend]] = {"dis": dis_backend, "farneback": farneback_backend}
+
+
+def to_gray(frame: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if scale != 1.0:
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def upscale_flow(flow: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Flow computed on a downscaled frame, resampled to full size in full-size pixels."""
+    if flow.shape[1] == width and flow.shape[0] == height:
+        return flow
+    sx, sy = width / flow.shape[1], height / flow.shape[0]
+    flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    flow[..., 0] *= sx
+    flow[..., 1] *= sy
+    return flow
+
+
+class FlowEstimator:
+    """Both-direction flow between consecutive grey frames at a chosen working scale.
+
+    Flows are rounded to float16 at the working scale as soon as they are computed:
+    that is what the pipeline keeps in memory between its two passes and what a
+    flow cache stores, so a cached run is byte-identical to an uncached one.
+    """
+
+    def __init__(self, backend: str = "dis", preset: str = "medium", scale: float = 1.0, cache=None):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown flow backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if preset not in DIS_PRESETS:
+            raise ValueError(f"unknown flow preset {preset!r}; choose one of {', '.join(DIS_PRESETS)}")
+        if not 0 < scale <= 1:
+            raise ValueError("flow scale must be in (0, 1]")
+        self.backend, self.preset, self.scale = backend, preset, scale
+        self.cache = cache  # a FlowCache, or None
+        self._flow = BACKENDS[backend](preset)
+
+    @property
+    def key(self) -> str:
+        """What, besides the frames, the flow depends on."""
+        return f"{self.backend}-{self.preset}-{self.scale}-opencv{cv2.__version__}"
+
+    def gray(self, frame: np.ndarray) -> np.ndarray:
+        return to_gray(frame, self.scale)
+
+    def pair_small(self, gray_a: np.ndarray, gray_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flow_forward a->b, flow_backward b->a) at the working scale, float16."""
+        if self.cache is not None:
+            cached = self.cache.load(gray_a, gray_b, self.key)
+            if cached is not None:
+                return cached
+        flows = (self._flow(gray_a, gray_b).astype(np.float16), self._flow(gray_b, gray_a).astype(np.float16))
+        if self.cache is not None:
+            self.cache.save(gray_a, gray_b, self.key, *flows)
+        return flows
+
+    def pair(self, gray_a: np.ndarray, gray_b: np.ndarray, width: int, height: int):
+        """(flow_forward a->b, flow_backward b->a), full size, float32."""
+        return tuple(upscale_flow(flow.astype(np.float32), width, height) for flow in self.pair_small(gray_a, gray_b))

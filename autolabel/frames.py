@@ -1,0 +1,147 @@
+"""Read frames: a folder of images or a video file, one frame at a time.
+
+Frames come out as HxWx3 uint8 RGB arrays. Nothing here holds more than one
+frame, so a clip of any length streams through in bounded memory.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def natural_key(name: str) -> list:
+    """Sort 'frame2' before 'frame10'."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One RGB frame; a truncated or unreadable file is an InputError."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InputError(path, f"cannot read image ({error})") from None
+
+
+class FrameSource:
+    """A clip's frames, addressed by index, with a stem per frame for naming outputs."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(self.path, "no such file or folder")
+        if self.path.is_dir():
+            self._files = sorted(
+                (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                key=lambda p: natural_key(p.name),
+            )
+            if not self._files:
+                raise InputError(self.path, "folder holds no frames (jpg/png)")
+            self.stems = [p.stem for p in self._files]
+            if len(set(self.stems)) != len(self.stems):
+                raise InputError(self.path, "two frames share a stem (e.g. a.jpg and a.png)")
+            first = read_image(self._files[0])
+            self._capture = None
+        elif self.path.suffix.lower() in VIDEO_SUFFIXES:
+            self._files = None
+            count, first = self._probe_video()
+            width = len(str(count - 1))
+            self.stems = [str(i).zfill(max(6, width)) for i in range(count)]
+            self._capture = None
+            self._position = 0
+        else:
+            raise InputError(self.path, "not a folder of frames or a video file (mp4/avi/mov/mkv/webm)")
+        self.height, self.width = first.shape[:2]
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def _probe_video(self) -> tuple[int, np.ndarray]:
+        # The container's frame count is often wrong; count by decoding, which also
+        # proves the file decodes before any output is written.
+        capture = cv2.VideoCapture(str(self.path))
+        ok, first = capture.read()
+        if not capture.isOpened() or not ok:
+            capture.release()
+            raise InputError(self.path, "video cannot be decoded")
+        count = 1
+        while capture.grab():
+            count += 1
+        capture.release()
+        return count, cv2.cvtColor(first, cv2.COLOR_BGR2RGB)
+
+    def read(self, index: int) -> np.ndarray:
+        """Frame `index`. Sequential reads of a video are cheap; jumps back reopen it."""
+        if self._files is not None:
+            frame = read_image(self._files[index])
+        else:
+            frame = self._read_video(index)
+        if frame.shape[:2] != (self.height, self.width):
+            raise InputError(self.frame_name(index), f"frame is {frame.shape[1]}x{frame.shape[0]}, "
+                             f"the first frame is {self.width}x{self.height}")
+        return frame
+
+    def frame_name(self, index: int) -> str:
+        if self._files is not None:
+            return str(self._files[index])
+        return f"{self.path}[frame {index}]"
+
+    def _read_video(self, index: int) -> np.ndarray:
+        if self._capture is None or index < self._position:
+            if self._capture is not None:
+                self._capture.release()
+            self._capture = cv2.VideoCapture(str(self.path))
+            self._position = 0
+        while self._position < index:
+            self._capture.grab()
+            self._position += 1
+        ok, frame = self._capture.read()
+        if not ok:
+            raise InputError(self.frame_name(index), "video frame cannot be decoded")
+        self._position += 1
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        for index in range(start, len(self) if stop is None else stop):
+            yield self.read(index)
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class ArrayFrames:
+    """In-memory frames (a notebook's list of arrays) behind the FrameSource interface."""
+
+    def __init__(self, frames, stems: list[str] | None = None):
+        self._frames = frames
+        self.stems = stems or [str(i).zfill(6) for i in range(len(frames))]
+        first = np.asarray(frames[0])
+        self.height, self.width = first.shape[:2]
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def read(self, index: int) -> np.ndarray:
+        frame = np.asarray(self._frames[index])
+        if frame.ndim == 2:
+            frame = np.repeat(frame[:, :, None], 3, axis=2)
+        return np.ascontiguousarray(frame[:, :, :3], dtype=np.uint8)
+
+    def frame_name(self, index: int) -> str:
+        return f"frame {index} ({self.stems[index]})"
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,60 @@
+"""Find a clip's keyframe labels on disk, check them against the frames, settle their format."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .frames import natural_key
+from .labels import LabelFormat, detect_format, read_label
+from .propagate import ClassSet
+
+
+@dataclass
+class Keyframes:
+    format: LabelFormat
+    paths: dict[int, Path]   # frame index -> label file
+    classes: ClassSet
+
+    @property
+    def indices(self) -> list[int]:
+        return sorted(self.paths)
+
+    def label(self, index: int) -> np.ndarray:
+        return read_label(self.paths[index], self.format)
+
+
+def load_keyframes(folder: str | Path, stems: list[str], size: tuple[int, int], *,
+                   label_format: str | None = None, ignore_index: int | None = 255,
+                   color_table: str | Path | None = None) -> Keyframes:
+    """Keyframe labels in `folder` whose stems name frames; `size` is the frames' (width, height).
+
+    Every label is read once here, so a bad one stops the run before any output exists.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "keyframes folder does not exist" if not folder.exists() else "not a folder")
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")),
+                   key=lambda p: natural_key(p.name))
+    if not files:
+        raise InputError(folder, "no keyframe label PNGs in this folder")
+    index_of = {stem: i for i, stem in enumerate(stems)}
+    paths = {}
+    for path in files:
+        if path.stem not in index_of:
+            raise InputError(path, f"label stem {path.stem!r} matches no frame (frames are "
+                             f"{stems[0]} … {stems[-1]})")
+        paths[index_of[path.stem]] = path
+    fmt = detect_format(list(paths.values()), kind=label_format, ignore_index=ignore_index,
+                        color_table=color_table)
+    seen: set[int] = set()
+    width, height = size
+    for path in paths.values():
+        ids = read_label(path, fmt)
+        if ids.shape != (height, width):
+            raise InputError(path, f"label is {ids.shape[1]}x{ids.shape[0]} but frames are {width}x{height}")
+        seen.update(np.unique(ids).tolist())
+    ignore = fmt.ignore_index
+    return Keyframes(fmt, paths, ClassSet(seen, ignore, ignore is not None and ignore in seen))

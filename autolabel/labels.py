@@ -1,0 +1,190 @@
+"""Label formats in and out: palette PNGs, grayscale id PNGs, binary 0/255 masks, RGB colour codes.
+
+Inside the pipeline a label is an HxW integer array of *ids*: the palette index,
+the grey value, 0/255 for binary masks, or the row of the colour table for RGB
+labels. Writing turns ids back into the format they came in.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError
+
+KINDS = ("palette", "ids", "binary", "rgb")
+
+
+@dataclass(frozen=True)
+class LabelFormat:
+    kind: str                                   # one of KINDS
+    ignore_index: int | None = None             # id that means "unlabeled"
+    palette: tuple[int, ...] | None = None      # palette kind: 768 ints, kept on write
+    colors: tuple[tuple[int, int, int], ...] = field(default=())  # rgb kind: id -> colour
+    sixteen_bit: bool = False                   # ids kind stored as 16-bit PNG
+
+    @property
+    def is_object_format(self) -> bool:
+        """Object ids (DAVIS) are scored by J; semantic ids by mIoU."""
+        return self.kind in ("palette", "binary")
+
+    def describe(self) -> str:
+        text = {"palette": "palette PNG (object ids)", "ids": "grayscale id PNG",
+                "binary": "binary mask (0 background, 255 object)", "rgb": "RGB colour-coded PNG"}[self.kind]
+        if self.kind == "rgb":
+            text += f", {len(self.colors)} colours"
+        if self.ignore_index is not None:
+            text += f", ignore id {self.ignore_index}"
+        return text
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InputError(path, f"cannot read label PNG ({error})") from None
+
+
+def _is_gray_rgb(array: np.ndarray) -> bool:
+    return bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
+
+
+def _file_kind(image: Image.Image, path: Path) -> str:
+    """The kind one file looks like on its own; binary vs ids is settled over all files."""
+    if image.mode == "P":
+        return "palette"
+    if image.mode in ("L", "1", "I", "I;16", "I;16B", "I;16L"):
+        return "gray"
+    if image.mode in ("RGB", "RGBA"):
+        return "gray" if _is_gray_rgb(np.asarray(image.convert("RGB"))) else "rgb"
+    raise InputError(path, f"unsupported label image mode {image.mode!r}")
+
+
+def _raw(image: Image.Image, kind: str) -> np.ndarray:
+    if kind == "palette":
+        return np.asarray(image)
+    if kind == "rgb":
+        return np.asarray(image.convert("RGB"))
+    if image.mode == "1":
+        return np.asarray(image.convert("L"))
+    if image.mode in ("RGB", "RGBA"):
+        return np.asarray(image.convert("RGB"))[..., 0]
+    return np.asarray(image)
+
+
+def read_color_table(path: str | Path) -> tuple[tuple[int, int, int], ...]:
+    """CSV rows `id,r,g,b[,name]` (a header row is allowed); ids must be 0..n-1."""
+    path = Path(path)
+    rows = {}
+    try:
+        with open(path, newline="") as handle:
+            for row in csv.reader(handle):
+                if not row or not row[0].strip().lstrip("-").isdigit():
+                    continue
+                rows[int(row[0])] = tuple(int(v) for v in row[1:4])
+    except (OSError, ValueError) as error:
+        raise InputError(path, f"cannot read colour table ({error})") from None
+    if sorted(rows) != list(range(len(rows))) or not rows:
+        raise InputError(path, "colour table ids must be 0, 1, 2, … without gaps")
+    return tuple(rows[i] for i in range(len(rows)))
+
+
+def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: int | None = 255,
+                  color_table: str | Path | None = None) -> LabelFormat:
+    """Look at every keyframe label (one at a time) and settle on one format.
+
+    `kind` overrides detection ("palette", "ids", "binary", "rgb"). `ignore_index`
+    applies to multi-class ids; binary masks never have one (255 is the object).
+    """
+    if kind is not None and kind not in KINDS:
+        raise InputError(kind, f"unknown label format; choose one of {', '.join(KINDS)}")
+    kinds, values, colors, palette, sixteen_bit = {}, set(), set(), None, False
+    for path in paths:
+        image = _open(path)
+        file_kind = _file_kind(image, path)
+        kinds.setdefault(file_kind, path)
+        raw = _raw(image, file_kind)
+        if file_kind == "rgb":
+            colors.update(map(tuple, np.unique(raw.reshape(-1, 3), axis=0).tolist()))
+        else:
+            values.update(np.unique(raw).tolist())
+            sixteen_bit |= raw.dtype != np.uint8
+        if file_kind == "palette" and palette is None:
+            palette = tuple(image.getpalette() or ())
+    if len(kinds) > 1 and kind is None:
+        (kind_a, path_a), (kind_b, path_b) = list(kinds.items())[:2]
+        raise InputError(path_b, f"label is {kind_b} but {path_a.name} is {kind_a}; "
+                         "all keyframes must share one format")
+    found = next(iter(kinds))
+    if kind is None:
+        kind = {"palette": "palette", "rgb": "rgb"}.get(found)
+        if kind is None:  # grayscale: a 0/255 mask is binary, anything else is ids
+            kind = "binary" if values <= {0, 255} and 255 in values else "ids"
+    if kind == "rgb":
+        table = read_color_table(color_table) if color_table else tuple(sorted(colors))
+        unknown = colors - set(table)
+        if unknown:
+            raise InputError(color_table or paths[0], f"colour {sorted(unknown)[0]} is not in the colour table")
+        return LabelFormat("rgb", ignore_index=ignore_index, colors=table)
+    if kind == "binary":
+        return LabelFormat("binary")
+    if kind == "palette":
+        return LabelFormat("palette", ignore_index=ignore_index, palette=palette)
+    return LabelFormat("ids", ignore_index=ignore_index, sixteen_bit=sixteen_bit)
+
+
+def read_label(path: Path, fmt: LabelFormat) -> np.ndarray:
+    """HxW ids of one label file in format `fmt`."""
+    image = _open(path)
+    if fmt.kind == "rgb":
+        rgb = np.asarray(image.convert("RGB"))
+        packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+        table = np.array([(r << 16) | (g << 8) | b for r, g, b in fmt.colors], dtype=np.int32)
+        order = np.argsort(table)
+        position = np.clip(np.searchsorted(table[order], packed), 0, len(table) - 1)
+        ids = order[position]
+        bad = table[ids] != packed
+        if bad.any():
+            y, x = np.argwhere(bad)[0]
+            raise InputError(path, f"colour {tuple(rgb[y, x])} at x={x}, y={y} is not in the colour table")
+        return ids.astype(np.int32)
+    kind = "palette" if fmt.kind == "palette" else _file_kind(image, path)
+    if kind == "rgb" or (fmt.kind == "palette") != (image.mode == "P"):
+        raise InputError(path, f"label is {image.mode!r} mode, other keyframes are {fmt.describe()}")
+    ids = _raw(image, kind).astype(np.int32)
+    if fmt.kind == "binary" and not np.isin(ids, (0, 255)).all():
+        raise InputError(path, "binary mask holds values other than 0 and 255")
+    return ids
+
+
+def encode_label(ids: np.ndarray, fmt: LabelFormat) -> Image.Image:
+    if fmt.kind == "rgb":
+        return Image.fromarray(np.asarray(fmt.colors, dtype=np.uint8)[ids], mode="RGB")
+    if fmt.kind == "ids" and fmt.sixteen_bit:
+        return Image.fromarray(ids.astype(np.uint16))
+    image = Image.fromarray(ids.astype(np.uint8), mode="L")
+    if fmt.kind == "palette" and fmt.palette:
+        image.putpalette(list(fmt.palette))  # makes it a "P" image with the user's colours
+    return image
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    """Write atomically: a reader never sees half a PNG, a crash leaves no partial file."""
+    temporary = path.with_name(f".{path.name}.partial")
+    image.save(temporary, format="PNG", compress_level=1)
+    os.replace(temporary, path)
+
+
+def write_label(path: Path, ids: np.ndarray, fmt: LabelFormat) -> None:
+    save_png(encode_label(ids, fmt), path)
+
+
+def write_confidence(path: Path, confidence: np.ndarray) -> None:
+    """8-bit grey, 255 x the probability that the written label is right."""
+    save_png(Image.fromarray(np.rint(confidence * 255).astype(np.uint8), mode="L"), path)

@@ -1,0 +1,102 @@
+"""One clip from disk to disk: the function behind `autolabel propagate`.
+
+Results go to a staging folder inside `out` and are moved into place only when
+every frame is done, with `manifest.json` written last: a folder with a manifest
+is complete, and a failed run leaves nothing behind but what was there before.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .errors import InputError
+from .frames import FrameSource
+from .keyframes import load_keyframes
+from .labels import write_confidence, write_label
+from .propagate import Propagator, Settings
+
+RESULT_NAMES = ("labels", "confidence", "manifest.json")
+STAGING = ".autolabel-staging"
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "output path exists and is not a folder")
+    existing = [name for name in RESULT_NAMES if (out / name).exists()]
+    if existing and not overwrite:
+        raise InputError(out, f"already holds results ({', '.join(existing)}); pass --overwrite to replace them")
+
+
+def run_clip(video: str | Path, keyframes: str | Path, out: str | Path, *, settings: Settings = Settings(),
+             label_format: str | None = None, ignore_index: int | None = 255, color_table=None,
+             refiner=None, flow_cache=None, overwrite: bool = False,
+             on_start: Callable[[str], None] = lambda message: None,
+             on_frame: Callable[[int, int], None] = lambda done, total: None) -> dict:
+    """Propagate `keyframes` through `video` into `out`; returns the manifest."""
+    out = Path(out)
+    check_output(out, overwrite)
+    created_out = not out.exists()
+    source = FrameSource(video)
+    try:
+        keys = load_keyframes(keyframes, source.stems, (source.width, source.height), label_format=label_format,
+                              ignore_index=ignore_index, color_table=color_table)
+        on_start(f"{len(source)} frames {source.width}x{source.height}, {len(keys.paths)} keyframes, "
+                 f"labels: {keys.format.describe()}")
+        propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache)
+        started = time.perf_counter()
+        staging = out / STAGING
+        if staging.exists():
+            shutil.rmtree(staging)  # ours, left by a killed run
+        (staging / "labels").mkdir(parents=True)
+        (staging / "confidence").mkdir()
+        try:
+            records = {}
+            stems = source.stems
+            for done, result in enumerate(propagator.run(), 1):
+                stem = stems[result.index]
+                with propagator.timer("write"):
+                    write_label(staging / "labels" / f"{stem}.png", keys.classes.to_ids(result.channels), keys.format)
+                    write_confidence(staging / "confidence" / f"{stem}.png", result.confidence)
+                records[result.index] = {
+                    "stem": stem, "keyframe": result.is_keyframe,
+                    "sources": [stems[k] for k in result.sources],
+                    "distance": min(abs(result.index - k) for k in keys.indices),
+                    "mean_confidence": round(float(result.confidence.mean()), 4),
+                }
+                on_frame(done, len(source))
+            manifest = {
+                "tool": "autolabel", "version": __version__,
+                "video": str(video), "keyframes": str(keyframes),
+                "settings": {**settings.as_dict(), "label_format": keys.format.kind,
+                             "ignore_index": keys.format.ignore_index,
+                             "refiner": getattr(refiner, "name", None)},
+                "format": keys.format.describe(),
+                "class_ids": [int(i) for i in keys.classes.ids],
+                "n_frames": len(source), "size": [source.width, source.height],
+                "frames": [records[i] for i in range(len(source))],
+                "timings": {stage: round(s, 3) for stage, s in propagator.timer.seconds.items()}
+                           | {"total": round(time.perf_counter() - started, 3)},
+            }
+            (out / "manifest.json").unlink(missing_ok=True)  # the folder is incomplete while results swap
+            for name in ("labels", "confidence"):
+                if (out / name).exists():
+                    shutil.rmtree(out / name)
+                os.replace(staging / name, out / name)
+            temporary = staging / "manifest.json"
+            temporary.write_text(json.dumps(manifest, indent=1) + "\n")
+            os.replace(temporary, out / "manifest.json")
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+            if created_out and not (out / "manifest.json").exists():
+                shutil.rmtree(out)
+    finally:
+        source.close()
+    return manifest
