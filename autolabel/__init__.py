@@ -1,6 +1,6 @@
 """autolabel: turn sparsely labeled videos into densely labeled ones (Warp-Refine propagation)."""
 __version__ = "0.1.0"
 
-from .propagate import Settings, propagate  # noqa: E402
+from .pipeline import Settings, propagate  # noqa: E402
 
 __all__ = ["Settings", "propagate", "__version__"]

@@ -11,7 +11,7 @@ import typer
 from . import __version__
 from .errors import InputError
 from .progress import Reporter, console
-from .propagate import Settings
+from .pipeline import Settings
 
 app = typer.Typer(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
@@ -115,3 +115,82 @@ def propagate(
         mean = sum(f["mean_confidence"] for f in manifest["frames"]) / len(manifest["frames"])
         console.print(f"wrote {len(manifest['frames'])} labels to {out}/labels (mean confidence {mean:.3f}) "
                       f"in {manifest['timings']['total']:.1f}s", highlight=False)
+
+
+@app.command()
+def evaluate(
+    pred: Path = typer.Option(..., "--pred", "-p", help="Folder of predicted label PNGs (e.g. OUT/labels)."),
+    gt: Path = typer.Option(..., "--gt", "-g", help="Folder of ground-truth label PNGs, same stems."),
+    keyframes: Optional[Path] = typer.Option(None, "--keyframes", "-k",
+                                             help="Keyframe folder: these frames are not scored."),
+    confidence: Optional[Path] = typer.Option(None, "--confidence", "-c",
+                                              help="Confidence folder (e.g. OUT/confidence): adds calibration (ECE)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest",
+                                            help="Manifest for distances to keyframes (default: PRED/../manifest.json)."),
+    label_format: Optional[LabelKind] = typer.Option(None, "--label-format", help="Override the detected format."),
+    ignore_index: int = typer.Option(255, "--ignore-index", help="Ground-truth id that is not scored."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for scripts)."),
+) -> None:
+    """Score predicted labels against ground truth: IoU per class, J or mIoU, boundary F,
+    scores by distance from the nearest keyframe, and confidence calibration."""
+    from .evaluate import evaluate as evaluate_folders, report_table
+
+    try:
+        report = evaluate_folders(pred, gt, keyframes_dir=keyframes, confidence_dir=confidence,
+                                  manifest_path=manifest, label_format=label_format.value if label_format else None,
+                                  ignore_index=ignore_index)
+    except (InputError, ValueError) as error:
+        fail(error)
+    if as_json:
+        typer.echo(json.dumps(report, indent=1))
+        return
+    for table in report_table(report):
+        console.print(table)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Argument(Path("autolabel-demo"), help="Folder for the synthetic clip and the results."),
+    keyframe_every: int = typer.Option(10, "--keyframe-every", min=1, help="Label every K-th frame as a keyframe."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous demo in OUT."),
+) -> None:
+    """Try autolabel with no data: make a synthetic clip, propagate from sparse keyframes, score it."""
+    from .demo import run_demo
+
+    try:
+        run_demo(out, keyframe_every=keyframe_every, overwrite=overwrite)
+    except (InputError, ValueError) as error:
+        fail(error)
+
+
+@app.command()
+def bench(
+    clips: list[Path] = typer.Argument(..., help="Densely labeled clips (<clip>/frames + <clip>/labels), "
+                                                 "or folders of such clips."),
+    keyframe_every: int = typer.Option(10, "--keyframe-every", "-K", min=1,
+                                       help="Use every K-th frame's label as a keyframe; score the rest."),
+    flow: FlowBackendName = FlowOption,
+    flow_preset: FlowPreset = PresetOption,
+    flow_scale: float = ScaleOption,
+    fusion: Fusion = FusionOption,
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON lines."),
+) -> None:
+    """Quality and speed on densely labeled clips: score, calibration, time per stage, frames per
+    second, peak memory, and total time as a ratio to the optical flow alone (same run)."""
+    from .bench import bench_clip, expand_clips, results_table
+
+    settings = make_settings(flow, flow_preset, flow_scale, fusion)
+    results = []
+    try:
+        for clip in expand_clips(clips):
+            result = bench_clip(clip, keyframe_every, settings)
+            results.append(result)
+            if as_json:
+                typer.echo(json.dumps(result))
+            else:
+                console.print(f"{result['clip']}: {result['metric']} {result['score']:.1f}, "
+                              f"{result['ratio_to_flow']:.2f}x flow", highlight=False)
+    except (InputError, ValueError) as error:
+        fail(error)
+    if not as_json:
+        console.print(results_table(results, settings))

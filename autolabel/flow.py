@@ -6,7 +6,9 @@ gives both directions, which the warp stage needs for its consistency check.
 """
 from __future__ import annotations
 
-from typing import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -71,7 +73,10 @@ class FlowEstimator:
             raise ValueError("flow scale must be in (0, 1]")
         self.backend, self.preset, self.scale = backend, preset, scale
         self.cache = cache  # a FlowCache, or None
-        self._flow = BACKENDS[backend](preset)
+        # One backend object per direction: the two directions run on two threads.
+        self._flow_forward = BACKENDS[backend](preset)
+        self._flow_backward = BACKENDS[backend](preset)
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="flow")
 
     @property
     def key(self) -> str:
@@ -87,7 +92,9 @@ class FlowEstimator:
             cached = self.cache.load(gray_a, gray_b, self.key)
             if cached is not None:
                 return cached
-        flows = (self._flow(gray_a, gray_b).astype(np.float16), self._flow(gray_b, gray_a).astype(np.float16))
+        # OpenCV releases the GIL: the two directions use two cores.
+        backward = self._pool.submit(self._flow_backward, gray_b, gray_a)
+        flows = (self._flow_forward(gray_a, gray_b).astype(np.float16), backward.result().astype(np.float16))
         if self.cache is not None:
             self.cache.save(gray_a, gray_b, self.key, *flows)
         return flows
@@ -95,3 +102,35 @@ class FlowEstimator:
     def pair(self, gray_a: np.ndarray, gray_b: np.ndarray, width: int, height: int):
         """(flow_forward a->b, flow_backward b->a), full size, float32."""
         return tuple(upscale_flow(flow.astype(np.float32), width, height) for flow in self.pair_small(gray_a, gray_b))
+
+
+def flow_pairs(read: Callable[[int], np.ndarray], start: int, end: int, estimator: FlowEstimator,
+               timer=None) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(t, frame t, frame t+1, flow t->t+1, flow t+1->t) for t in [start, end); each frame read once.
+
+    The next pair's frame is read and its flow computed on a helper thread while the
+    caller works on the current one, so flow overlaps the rest of the pipeline.
+    `timer(stage)` (a StageTimer) gets the time of reading and of flow.
+    """
+    def timed(stage):
+        return timer(stage) if timer is not None else nullcontext()
+
+    def job(t, gray):
+        with timed("read"):
+            frame_next = read(t + 1)
+        with timed("flow"):
+            gray_next = estimator.gray(frame_next)
+            height, width = frame_next.shape[:2]
+            return frame_next, gray_next, estimator.pair(gray, gray_next, width, height)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="flow-pairs") as ahead:
+        with timed("read"):
+            frame = read(start)
+        gray = estimator.gray(frame)
+        pending = ahead.submit(job, start, gray) if start < end else None
+        for t in range(start, end):
+            frame_next, gray, (flow_forward, flow_backward) = pending.result()
+            if t + 1 < end:
+                pending = ahead.submit(job, t + 1, gray)
+            yield t, frame, frame_next, flow_forward, flow_backward
+            frame = frame_next

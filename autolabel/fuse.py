@@ -22,26 +22,38 @@ class Side:
     probs: np.ndarray        # HxWxC float32, sums to 1 over C
     reliability: np.ndarray  # HxW float32 in [0, 1]
     distance: int            # frames from its keyframe
+    photo_error: np.ndarray | None = None  # HxW: |carried keyframe image - frame|, when refining
+
+
+def weight_of_first(first: Side, second: Side, by_reliability: bool = True) -> np.ndarray:
+    """Per-pixel share in [0, 1] of the first side; `by_reliability=False` is distance alone."""
+    near_first = second.distance / (first.distance + second.distance)
+    if not by_reliability:
+        return np.full(first.reliability.shape, near_first, np.float32)
+    w_first = first.reliability + DISTANCE_WEIGHT * near_first
+    w_second = second.reliability + DISTANCE_WEIGHT * (1 - near_first)
+    return w_first / (w_first + w_second)
 
 
 def fuse(first: Side, second: Side | None = None, *, by_reliability: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(probs, reliability) at the frame; `by_reliability=False` is plain distance weighting."""
+    """(probs, reliability) at the frame from one or two sides."""
     if second is None:
         return first.probs, first.reliability
-    total = first.distance + second.distance
-    near_first, near_second = second.distance / total, first.distance / total
-    if by_reliability:
-        w_first = first.reliability + DISTANCE_WEIGHT * near_first
-        w_second = second.reliability + DISTANCE_WEIGHT * near_second
-    else:
-        w_first = np.full(first.reliability.shape, near_first, np.float32)
-        w_second = np.full(first.reliability.shape, near_second, np.float32)
-    norm = w_first + w_second
-    probs = first.probs * (w_first / norm)[..., None]
-    probs += second.probs * (w_second / norm)[..., None]
+    share = weight_of_first(first, second, by_reliability)
+    # first * share + second * (1 - share), in two passes over the C channels
+    probs = first.probs - second.probs
+    probs *= share[..., None]
+    probs += second.probs
     # Either side being trustworthy is enough for the fused label to be.
     reliability = 1.0 - (1.0 - first.reliability) * (1.0 - second.reliability)
     return probs, reliability
+
+
+def fuse_photo_error(first: Side, second: Side | None = None, *, by_reliability: bool = True) -> np.ndarray:
+    if second is None:
+        return first.photo_error
+    share = weight_of_first(first, second, by_reliability)
+    return second.photo_error + share * (first.photo_error - second.photo_error)
 
 
 def label_and_confidence(probs: np.ndarray, reliability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

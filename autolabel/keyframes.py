@@ -9,7 +9,7 @@ import numpy as np
 from .errors import InputError
 from .frames import natural_key
 from .labels import LabelFormat, detect_format, read_label
-from .propagate import ClassSet
+from .pipeline import ClassSet
 
 
 @dataclass
@@ -26,13 +26,8 @@ class Keyframes:
         return read_label(self.paths[index], self.format)
 
 
-def load_keyframes(folder: str | Path, stems: list[str], size: tuple[int, int], *,
-                   label_format: str | None = None, ignore_index: int | None = 255,
-                   color_table: str | Path | None = None) -> Keyframes:
-    """Keyframe labels in `folder` whose stems name frames; `size` is the frames' (width, height).
-
-    Every label is read once here, so a bad one stops the run before any output exists.
-    """
+def find_keyframes(folder: str | Path, stems: list[str]) -> dict[int, Path]:
+    """Frame index -> label PNG for every label in `folder`; each must name a frame."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "keyframes folder does not exist" if not folder.exists() else "not a folder")
@@ -47,6 +42,15 @@ def load_keyframes(folder: str | Path, stems: list[str], size: tuple[int, int], 
             raise InputError(path, f"label stem {path.stem!r} matches no frame (frames are "
                              f"{stems[0]} … {stems[-1]})")
         paths[index_of[path.stem]] = path
+    return paths
+
+
+def load_keyframes(paths: dict[int, Path], size: tuple[int, int], *, label_format: str | None = None,
+                   ignore_index: int | None = 255, color_table: str | Path | None = None) -> Keyframes:
+    """Settle the labels' format and classes; `size` is the frames' (width, height).
+
+    Every label is read once here, so a bad one stops the run before any output exists.
+    """
     fmt = detect_format(list(paths.values()), kind=label_format, ignore_index=ignore_index,
                         color_table=color_table)
     seen: set[int] = set()

@@ -18,9 +18,9 @@ import numpy as np
 from . import __version__
 from .errors import InputError
 from .frames import FrameSource
-from .keyframes import load_keyframes
+from .keyframes import find_keyframes, load_keyframes
 from .labels import write_confidence, write_label
-from .propagate import Propagator, Settings
+from .pipeline import Propagator, Settings
 
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
 STAGING = ".autolabel-staging"
@@ -34,18 +34,22 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise InputError(out, f"already holds results ({', '.join(existing)}); pass --overwrite to replace them")
 
 
-def run_clip(video: str | Path, keyframes: str | Path, out: str | Path, *, settings: Settings = Settings(),
+def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: str | Path, *,
+             settings: Settings = Settings(),
              label_format: str | None = None, ignore_index: int | None = 255, color_table=None,
              refiner=None, flow_cache=None, overwrite: bool = False,
              on_start: Callable[[str], None] = lambda message: None,
              on_frame: Callable[[int, int], None] = lambda done, total: None) -> dict:
-    """Propagate `keyframes` through `video` into `out`; returns the manifest."""
+    """Propagate `keyframes` (a folder, or {frame index: label path}) through `video` into `out`.
+
+    Returns the manifest."""
     out = Path(out)
     check_output(out, overwrite)
     created_out = not out.exists()
     source = FrameSource(video)
     try:
-        keys = load_keyframes(keyframes, source.stems, (source.width, source.height), label_format=label_format,
+        paths = keyframes if isinstance(keyframes, dict) else find_keyframes(keyframes, source.stems)
+        keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
                               ignore_index=ignore_index, color_table=color_table)
         on_start(f"{len(source)} frames {source.width}x{source.height}, {len(keys.paths)} keyframes, "
                  f"labels: {keys.format.describe()}")
@@ -73,7 +77,7 @@ def run_clip(video: str | Path, keyframes: str | Path, out: str | Path, *, setti
                 on_frame(done, len(source))
             manifest = {
                 "tool": "autolabel", "version": __version__,
-                "video": str(video), "keyframes": str(keyframes),
+                "video": str(video), "keyframes": [stems[i] for i in keys.indices],
                 "settings": {**settings.as_dict(), "label_format": keys.format.kind,
                              "ignore_index": keys.format.ignore_index,
                              "refiner": getattr(refiner, "name", None)},

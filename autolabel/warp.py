@@ -54,3 +54,20 @@ def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps=None) -> np.n
     outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
     trust[outside] = 0.0
     return trust.astype(np.float32, copy=False)
+
+
+def carry(probs: np.ndarray, reliability: np.ndarray, flow_pull: np.ndarray, trust: np.ndarray,
+          decay: float, image: np.ndarray | None = None):
+    """One propagation step: probabilities, reliability (and optionally the keyframe's
+    image, for photometric checks) pulled along the flow in a single remap.
+
+    Reliability multiplies in this step's trust and a constant decay, so it falls
+    with distance from the keyframe and never recovers after an occlusion.
+    """
+    parts = [probs, reliability[..., None]] + ([image] if image is not None else [])
+    stacked = warp(np.concatenate(parts, axis=2), flow_pull)
+    n = probs.shape[2]
+    probs, reliability = stacked[..., :n], stacked[..., n]
+    reliability *= trust
+    reliability *= decay
+    return probs, reliability, (stacked[..., n + 1:] if image is not None else None)

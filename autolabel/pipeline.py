@@ -17,8 +17,8 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 
 from . import fuse as fusion
-from .flow import FlowEstimator
-from .warp import consistency, sampling_maps, warp
+from .flow import FlowEstimator, flow_pairs
+from .warp import carry, consistency, sampling_maps
 
 
 @dataclass(frozen=True)
@@ -101,14 +101,6 @@ def segments(n_frames: int, keyframes: list[int]) -> list[tuple[int, int, int | 
     return spans
 
 
-def _quantize(probs: np.ndarray) -> np.ndarray:
-    return np.rint(probs * 255).astype(np.uint8)
-
-
-def _dequantize(probs: np.ndarray) -> np.ndarray:
-    return probs.astype(np.float32) * (1 / 255)
-
-
 class Propagator:
     """Runs the pipeline over one clip; `run` yields a FrameResult per frame."""
 
@@ -122,29 +114,21 @@ class Propagator:
         self.flow = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale, flow_cache)
         self.timer = StageTimer()
 
-    def _read(self, index: int) -> np.ndarray:
-        with self.timer("read"):
-            return self.source.read(index)
-
-    def _step(self, probs, reliability, flow_pull, trust):
-        """One warp step: pull probabilities and reliability along the flow together."""
-        with self.timer("warp"):
-            stacked = np.concatenate([probs, reliability[..., None]], axis=2)
-            warped = warp(stacked, flow_pull)
-            probs, reliability = warped[..., :-1], warped[..., -1]
-            reliability *= trust
-            reliability *= self.settings.decay
-            return probs, reliability
-
     def _trust(self, flow_pull, flow_push):
         if not self.settings.occlusion:
             return np.ones(flow_pull.shape[:2], np.float32)
         with self.timer("warp"):
             return consistency(flow_pull, flow_push, sampling_maps(flow_pull))
 
-    def _keyframe_side(self, index: int):
+    def _carry(self, side: "_Carried", flow_pull, trust) -> None:
+        with self.timer("warp"):
+            side.probs, side.reliability, side.image = carry(
+                side.probs, side.reliability, flow_pull, trust, self.settings.decay, side.image)
+
+    def _start(self, index: int, frame: np.ndarray) -> "_Carried":
         label = self.keyframe_label(index)
-        return self.classes.one_hot(label), np.ones(label.shape, np.float32), label
+        image = frame.astype(np.float32) * (1 / 255) if self.refiner is not None else None
+        return _Carried(self.classes.one_hot(label), np.ones(label.shape, np.float32), image)
 
     def run(self) -> Iterator[FrameResult]:
         for index in self.keyframes:
@@ -155,56 +139,83 @@ class Propagator:
             yield from self._segment(start, end, left, right)
 
     def _segment(self, start, end, left, right) -> Iterator[FrameResult]:
-        width, height = self.source.width, self.source.height
+        refining = self.refiner is not None
         # Pass 1, forward in time: flow for every pair, the left keyframe carried along.
-        forward_store: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        pull_store: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # t -> (flow t->t+1, trust at t)
+        ahead: dict[int, _Stored] = {}                             # left side's result per frame
+        pulls: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # t -> (flow t->t+1, trust at t)
         frames: dict[int, np.ndarray] = {}
-        frame = self._read(start)
-        if self.refiner is not None:
-            frames[start] = frame
-        with self.timer("flow"):
-            gray = self.flow.gray(frame)
-        if left is not None:
-            probs, reliability, _ = self._keyframe_side(left)
-        for t in range(start, end):
-            frame_next = self._read(t + 1)
-            if self.refiner is not None:
-                frames[t + 1] = frame_next
-            with self.timer("flow"):
-                gray_next = self.flow.gray(frame_next)
-                flow_forward, flow_backward = self.flow.pair(gray, gray_next, width, height)
-            gray = gray_next
+        side = None
+        for t, frame, frame_next, flow_forward, flow_backward in flow_pairs(
+                self.source.read, start, end, self.flow, self.timer):
+            if refining:
+                frames[t], frames[t + 1] = frame, frame_next
             if right is not None:
-                pull_store[t] = (flow_forward.astype(np.float16), self._trust(flow_forward, flow_backward))
+                pulls[t] = (flow_forward, self._trust(flow_forward, flow_backward))
             if left is not None and t + 1 != right:
-                probs, reliability = self._step(probs, reliability, flow_backward,
-                                                self._trust(flow_backward, flow_forward))
-                forward_store[t + 1] = (_quantize(probs), reliability.copy())
+                side = side or self._start(left, frame)
+                self._carry(side, flow_backward, self._trust(flow_backward, flow_forward))
+                ahead[t + 1] = _Stored.of(_arrive(side, t + 1 - left, frame_next if refining else None))
 
         # Pass 2, backward in time: the right keyframe carried along and fused.
         by_reliability = self.settings.fusion == "reliability"
-        outputs = range(end - 1 if right is not None else end, start if left is not None else start - 1, -1)
-        if right is not None:
-            probs, reliability, _ = self._keyframe_side(right)
-        for t in outputs:
-            sides = []
-            if right is not None:
-                flow_forward, trust = pull_store.pop(t)
-                probs, reliability = self._step(probs, reliability, flow_forward.astype(np.float32), trust)
-                sides.append(fusion.Side(probs, reliability, right - t))
+        sources = tuple(k for k in (left, right) if k is not None)
+        first, last = (start + 1 if left is not None else start), (end - 1 if right is not None else end)
+        side = None
+        for t in range(last, first - 1, -1):
+            arrivals = []
             if left is not None:
-                stored_probs, stored_reliability = forward_store.pop(t)
-                sides.insert(0, fusion.Side(_dequantize(stored_probs), stored_reliability, t - left))
+                arrivals.append(ahead.pop(t).restore())
+            if right is not None:
+                flow_forward, trust = pulls.pop(t)
+                side = side or self._start(right, frames.get(right))
+                self._carry(side, flow_forward, trust)
+                arrivals.append(_arrive(side, right - t, frames.get(t)))
             with self.timer("fuse"):
-                fused, fused_reliability = fusion.fuse(*sides, by_reliability=by_reliability)
-            if self.refiner is not None:
+                fused, reliability = fusion.fuse(*arrivals, by_reliability=by_reliability)
+            if refining:
                 with self.timer("refine"):
-                    fused = self.refiner(frames.pop(t), fused, fused_reliability)
+                    photo_error = fusion.fuse_photo_error(*arrivals, by_reliability=by_reliability)
+                    fused, reliability = self.refiner(frames.pop(t), fused, reliability, photo_error,
+                                                      min(a.distance for a in arrivals))
             with self.timer("fuse"):
-                channels, confidence = fusion.label_and_confidence(fused, fused_reliability)
-            sources = tuple(k for k in (left, right) if k is not None)
+                channels, confidence = fusion.label_and_confidence(fused, reliability)
             yield FrameResult(t, channels, confidence, sources)
+
+
+@dataclass
+class _Carried:
+    """A keyframe's labels (and image, when refining) on their way through a segment."""
+    probs: np.ndarray
+    reliability: np.ndarray
+    image: np.ndarray | None
+
+
+def _arrive(carried: _Carried, distance: int, frame: np.ndarray | None) -> fusion.Side:
+    """The carried side as it arrives at a frame; with the frame, how well its image matches."""
+    photo_error = None
+    if frame is not None:
+        photo_error = np.abs(carried.image - frame.astype(np.float32) * (1 / 255)).mean(axis=2)
+    return fusion.Side(carried.probs, carried.reliability, distance, photo_error)
+
+
+@dataclass
+class _Stored:
+    """A Side kept between the two passes, compactly: probabilities as bytes."""
+    probs: np.ndarray
+    reliability: np.ndarray
+    distance: int
+    photo_error: np.ndarray | None
+
+    @classmethod
+    def of(cls, side: fusion.Side) -> "_Stored":
+        photo_error = None if side.photo_error is None else side.photo_error.astype(np.float16)
+        return cls(np.rint(side.probs * 255).astype(np.uint8), side.reliability.astype(np.float16),
+                   side.distance, photo_error)
+
+    def restore(self) -> fusion.Side:
+        photo_error = None if self.photo_error is None else self.photo_error.astype(np.float32)
+        return fusion.Side(self.probs.astype(np.float32) * (1 / 255), self.reliability.astype(np.float32),
+                           self.distance, photo_error)
 
 
 def propagate(frames, keyframes: Mapping[int, np.ndarray], *, ignore_index: int | None = 255,
