@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
 
 from . import __version__
 from .errors import InputError
-from .progress import Reporter, console
+from .progress import Reporter, console, tables
 from .pipeline import Settings
 
 app = typer.Typer(
@@ -44,7 +45,7 @@ class LabelKind(str, Enum):
 
 def fail(error: Exception) -> None:
     """One line, exit code 2: the contract for bad input."""
-    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+    console.print(Text.assemble(("error: ", "red"), str(error)), soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -145,7 +146,7 @@ def evaluate(
         typer.echo(json.dumps(report, indent=1))
         return
     for table in report_table(report):
-        console.print(table)
+        tables.print(table)
 
 
 @app.command()
@@ -193,4 +194,4 @@ def bench(
     except (InputError, ValueError) as error:
         fail(error)
     if not as_json:
-        console.print(results_table(results, settings))
+        tables.print(results_table(results, settings))

@@ -9,7 +9,7 @@ import numpy as np
 from .errors import InputError
 from .evaluate import evaluate, report_table
 from .preview import contact_sheet, heat, overlay
-from .progress import Reporter, console
+from .progress import Reporter, console, tables
 from .run import run_clip
 from .synth import make_clip, write_clip
 
@@ -35,7 +35,7 @@ def run_demo(out: Path, keyframe_every: int = 10, overwrite: bool = False, n_fra
     report = evaluate(out / "result" / "labels", clip_dir / "labels", keyframes_dir=keyframes,
                       confidence_dir=out / "result" / "confidence")
     for table in report_table(report):
-        console.print(table)
+        tables.print(table)
     sheet = _preview(clip, out, keyframe_every)
     console.print(f"\nground truth: {clip_dir}/labels\npropagated:   {out}/result/labels "
                   f"(confidence in {out}/result/confidence)\npicture:      {sheet}", highlight=False)

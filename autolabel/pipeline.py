@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Mapping
 
+import cv2
 import numpy as np
 
 from . import fuse as fusion
@@ -114,16 +115,16 @@ class Propagator:
         self.flow = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale, flow_cache)
         self.timer = StageTimer()
 
-    def _trust(self, flow_pull, flow_push):
+    def _trust(self, flow_pull, flow_push, maps):
         if not self.settings.occlusion:
             return np.ones(flow_pull.shape[:2], np.float32)
         with self.timer("warp"):
-            return consistency(flow_pull, flow_push, sampling_maps(flow_pull))
+            return consistency(flow_pull, flow_push, maps)
 
-    def _carry(self, side: "_Carried", flow_pull, trust) -> None:
+    def _carry(self, side: "_Carried", flow_pull, trust, maps) -> None:
         with self.timer("warp"):
             side.probs, side.reliability, side.image = carry(
-                side.probs, side.reliability, flow_pull, trust, self.settings.decay, side.image)
+                side.probs, side.reliability, flow_pull, trust, self.settings.decay, side.image, maps)
 
     def _start(self, index: int, frame: np.ndarray) -> "_Carried":
         label = self.keyframe_label(index)
@@ -150,10 +151,12 @@ class Propagator:
             if refining:
                 frames[t], frames[t + 1] = frame, frame_next
             if right is not None:
-                pulls[t] = (flow_forward, self._trust(flow_forward, flow_backward))
+                trust = self._trust(flow_forward, flow_backward, sampling_maps(flow_forward))
+                pulls[t] = (flow_forward.astype(np.float16), trust)
             if left is not None and t + 1 != right:
                 side = side or self._start(left, frame)
-                self._carry(side, flow_backward, self._trust(flow_backward, flow_forward))
+                maps = sampling_maps(flow_backward)
+                self._carry(side, flow_backward, self._trust(flow_backward, flow_forward, maps), maps)
                 ahead[t + 1] = _Stored.of(_arrive(side, t + 1 - left, frame_next if refining else None))
 
         # Pass 2, backward in time: the right keyframe carried along and fused.
@@ -167,8 +170,9 @@ class Propagator:
                 arrivals.append(ahead.pop(t).restore())
             if right is not None:
                 flow_forward, trust = pulls.pop(t)
+                flow_forward = flow_forward.astype(np.float32)
                 side = side or self._start(right, frames.get(right))
-                self._carry(side, flow_forward, trust)
+                self._carry(side, flow_forward, trust, sampling_maps(flow_forward))
                 arrivals.append(_arrive(side, right - t, frames.get(t)))
             with self.timer("fuse"):
                 fused, reliability = fusion.fuse(*arrivals, by_reliability=by_reliability)
@@ -209,12 +213,13 @@ class _Stored:
     @classmethod
     def of(cls, side: fusion.Side) -> "_Stored":
         photo_error = None if side.photo_error is None else side.photo_error.astype(np.float16)
-        return cls(np.rint(side.probs * 255).astype(np.uint8), side.reliability.astype(np.float16),
+        return cls(cv2.convertScaleAbs(side.probs, alpha=255), side.reliability.astype(np.float16),
                    side.distance, photo_error)
 
     def restore(self) -> fusion.Side:
         photo_error = None if self.photo_error is None else self.photo_error.astype(np.float32)
-        return fusion.Side(self.probs.astype(np.float32) * (1 / 255), self.reliability.astype(np.float32),
+        probs = np.multiply(self.probs, np.float32(1 / 255), dtype=np.float32)
+        return fusion.Side(probs, self.reliability.astype(np.float32),
                            self.distance, photo_error)
 
 

@@ -7,7 +7,9 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # messages and progress: stderr, so stdout stays clean for --json
+# Tables are results: stdout, wide enough for a log file or a pipe, not squeezed to 80 columns.
+tables = Console(width=None if sys.stdout.isatty() else 160)
 
 
 class Reporter:

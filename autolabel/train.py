@@ -158,8 +158,8 @@ def to_batch(samples, device):
     """Samples of one channel count -> tensors (padded channels are never used: one sample per call)."""
     frame, probs, rel, pe, dist, target, _ = samples
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
-    return (t(frame).permute(2, 0, 1)[None].float().to(device) / 255,
-            t(probs).permute(2, 0, 1)[None].float().to(device),
+    return (t(frame).permute(2, 0, 1)[None].float().contiguous().to(device) / 255,
+            t(probs).permute(2, 0, 1)[None].float().contiguous().to(device),
             t(rel)[None, None].float().to(device), t(pe)[None, None].float().to(device),
             torch.tensor([float(dist)], device=device), t(target)[None].long().to(device))
 
@@ -223,6 +223,37 @@ def gather_clips(videos, keyframes, clips_dir, every, synthetic, seed):
 
 # ---------------------------------------------------------------- training loop
 
+def build_bank(clips: list[tuple], train_size: int = 432) -> SampleBank:
+    """Flow once per clip, then every propagation that arrives at a labeled frame."""
+    prepared = [prepare(name, frames, labels, n_channels, train_size) for name, frames, labels, n_channels in clips]
+    groups = [arrivals(c) for c in prepared]
+    for clip in prepared:   # flows are no longer needed
+        clip.pull_forward, clip.pull_backward = [], []
+    return SampleBank(prepared, groups)
+
+
+def work_scale(config: dict, clip: TrainClip) -> float:
+    """The refiner sees whole frames at test time: its trunk runs at long side work_size."""
+    return min(1.0, config["work_size"] / max(clip.frames[0].shape[:2]))
+
+
+@torch.no_grad()
+def mean_cycle_loss(net, bank: SampleBank, n: int = 32, crop: int = 160, seed: int = 12345, device="cpu"):
+    """(refined, unrefined) mean NLL over n fixed random draws: the held-fixed yardstick of training."""
+    was = net.training
+    net.eval()
+    totals = np.zeros(2)
+    for i in range(n):
+        sample = bank.draw(np.random.default_rng([seed, i]), crop)
+        _, nll, base = loss_of(net, to_batch(sample, device), work_scale(net_config(net), sample[-1]))
+        totals += (nll.item(), base.item())
+    net.train(was)
+    return tuple(totals / n)
+
+
+def net_config(net) -> dict:
+    return {"work_size": net.work_size}
+
 def train(clips: list[tuple], out: Path, *, init: Path | None = None, steps: int = 3000, lr: float = 2e-3,
           crop: int = 160, train_size: int = 432, seed: int = 0, device: str = "auto",
           checkpoint_every: int = 100, resume: bool = True, threads: int | None = None, log=print,
@@ -237,14 +268,8 @@ def train(clips: list[tuple], out: Path, *, init: Path | None = None, steps: int
     ckpt_path = out.with_name(out.name + ".ckpt")
 
     started = time.time()
-    prepared = []
-    for name, frames, labels, n_channels in clips:
-        prepared.append(prepare(name, frames, labels, n_channels, train_size))
-    groups = [arrivals(c) for c in prepared]
-    bank = SampleBank(prepared, groups)
-    for clip in prepared:   # flows are no longer needed
-        clip.pull_forward, clip.pull_backward = [], []
-    log(f"{len(prepared)} clips, {len(bank)} labeled frames, "
+    bank = build_bank(clips, train_size)
+    log(f"{len(bank.clips)} clips, {len(bank)} labeled frames, "
         f"{sum(len(s) for _, _, s in bank.items)} propagations in {time.time() - started:.0f}s")
     if not len(bank):
         raise ValueError("no training samples: need labeled frames in clips of at least 2 frames")
@@ -280,8 +305,7 @@ def train(clips: list[tuple], out: Path, *, init: Path | None = None, steps: int
     while step < steps:
         rng = np.random.default_rng([seed, step])       # sample order depends only on (seed, step)
         sample = bank.draw(rng, crop)
-        scale = min(1.0, cfg["work_size"] / max(sample[0].shape[0], sample[0].shape[1], 1)) \
-            if False else min(1.0, cfg["work_size"] / train_size)
+        scale = work_scale(cfg, sample[-1])
         batch = to_batch(sample, dev)
         loss, nll, base = loss_of(net, batch, scale)
         opt.zero_grad()

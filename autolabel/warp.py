@@ -57,17 +57,16 @@ def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps=None) -> np.n
 
 
 def carry(probs: np.ndarray, reliability: np.ndarray, flow_pull: np.ndarray, trust: np.ndarray,
-          decay: float, image: np.ndarray | None = None):
+          decay: float, image: np.ndarray | None = None, maps=None):
     """One propagation step: probabilities, reliability (and optionally the keyframe's
-    image, for photometric checks) pulled along the flow in a single remap.
+    image, for photometric checks) pulled along the flow with the same sampling maps.
 
     Reliability multiplies in this step's trust and a constant decay, so it falls
     with distance from the keyframe and never recovers after an occlusion.
     """
-    parts = [probs, reliability[..., None]] + ([image] if image is not None else [])
-    stacked = warp(np.concatenate(parts, axis=2), flow_pull)
-    n = probs.shape[2]
-    probs, reliability = stacked[..., :n], stacked[..., n]
+    maps = maps if maps is not None else sampling_maps(flow_pull)
+    probs = warp(probs, flow_pull, maps)
+    reliability = warp(reliability, flow_pull, maps)
     reliability *= trust
     reliability *= decay
-    return probs, reliability, (stacked[..., n + 1:] if image is not None else None)
+    return probs, reliability, (warp(image, flow_pull, maps) if image is not None else None)
