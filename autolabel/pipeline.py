@@ -63,8 +63,9 @@ class ClassSet:
         return len(self.channel_ids)
 
     def one_hot(self, ids: np.ndarray) -> np.ndarray:
-        channel = np.searchsorted(self.channel_ids, ids) if self.ignore_index is None else self.channels(ids)
-        return np.eye(len(self), dtype=np.float32)[channel]
+        probs = np.zeros(ids.shape + (len(self),), np.float32)
+        np.put_along_axis(probs, self.channels(ids)[..., None], 1.0, axis=2)
+        return probs
 
     def channels(self, ids: np.ndarray) -> np.ndarray:
         channel = np.searchsorted(self.ids, ids).clip(0, len(self.ids) - 1)

@@ -6,6 +6,7 @@ frame t -> t+1 uses the flow t+1 -> t, and the flow t -> t+1 checks it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -23,19 +24,39 @@ def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def sampling_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class SamplingMaps:
+    """Where each target pixel samples the source, ready for cv2.remap.
+
+    Fixed-point maps (1/32 px, what remap uses internally anyway) are converted
+    once per flow and shared by every quantity warped along it.
+    """
+    map_xy: np.ndarray    # HxWx2 int16: integer sample position
+    map_frac: np.ndarray  # HxW uint16: sub-pixel interpolation table index
+    outside: np.ndarray   # HxW bool: the sample lands outside the source frame
+
+
+def sampling_maps(flow: np.ndarray) -> SamplingMaps:
     xs, ys = _grid(*flow.shape[:2])
-    return xs + flow[..., 0], ys + flow[..., 1]
+    map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
+    height, width = flow.shape[:2]
+    outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
+    map_xy, map_frac = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
+    return SamplingMaps(map_xy, map_frac, outside)
 
 
-def warp(image: np.ndarray, flow: np.ndarray, maps=None) -> np.ndarray:
+def warp(image: np.ndarray, flow: np.ndarray, maps: SamplingMaps | None = None) -> np.ndarray:
     """Pull `image` (HxW or HxWxC float32) along `flow`; keeps the channel axis."""
-    map_x, map_y = maps if maps is not None else sampling_maps(flow)
-    warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    maps = maps if maps is not None else sampling_maps(flow)
+    warped = cv2.remap(image, maps.map_xy, maps.map_frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return warped.reshape(image.shape)
 
 
-def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps=None) -> np.ndarray:
+def _squared_norm(vectors: np.ndarray) -> np.ndarray:
+    return vectors[..., 0] ** 2 + vectors[..., 1] ** 2
+
+
+def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps: SamplingMaps | None = None) -> np.ndarray:
     """Per-pixel trust in [0, 1] of pulling along `flow_pull` (target -> source).
 
     `flow_push` is the opposite flow (source -> target): following one and then
@@ -44,16 +65,11 @@ def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps=None) -> np.n
     """
     maps = maps if maps is not None else sampling_maps(flow_pull)
     push_at_source = warp(flow_push, flow_pull, maps)
-    round_trip = flow_pull + push_at_source
-    error = np.einsum("hwc,hwc->hw", round_trip, round_trip)
-    scale = ALPHA * (np.einsum("hwc,hwc->hw", flow_pull, flow_pull)
-                     + np.einsum("hwc,hwc->hw", push_at_source, push_at_source)) + BETA
-    trust = np.exp(-error / scale)
-    height, width = flow_pull.shape[:2]
-    map_x, map_y = maps
-    outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
-    trust[outside] = 0.0
-    return trust.astype(np.float32, copy=False)
+    error = _squared_norm(flow_pull + push_at_source)
+    scale = ALPHA * (_squared_norm(flow_pull) + _squared_norm(push_at_source)) + BETA
+    trust = cv2.exp(-error / scale)
+    trust[maps.outside] = 0.0
+    return trust
 
 
 def carry(probs: np.ndarray, reliability: np.ndarray, flow_pull: np.ndarray, trust: np.ndarray,
