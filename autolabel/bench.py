@@ -7,6 +7,8 @@ noisy while ratios hold up.
 from __future__ import annotations
 
 import os
+
+import numpy as np
 import tempfile
 import threading
 import time
@@ -127,3 +129,28 @@ def results_table(results: list[dict], settings: Settings):
         table.add_row("mean", "", "", f"{mean('score'):.1f}", f"{mean('boundary_f'):.1f}", f"{mean('ece'):.3f}",
                       "", "", f"{mean('ratio_to_flow'):.2f}", "", "", style="bold")
     return table
+
+
+def bench_long_clip(n_frames: int, width: int, height: int, keyframe_every: int,
+                    settings: Settings = Settings(), refiner=None, on_frame=lambda done, total: None) -> dict:
+    """Peak memory and speed on a generated clip of any length (nothing written to disk)."""
+    from .pipeline import ClassSet, Propagator
+    from .synth import LongClip
+
+    clip = LongClip(n_frames, height, width)
+    keyframes = list(range(0, n_frames, keyframe_every))
+    classes = ClassSet.from_labels([clip.label(k) for k in keyframes[:3]] + [np.arange(4)], None)
+    propagator = Propagator(clip, clip.label, keyframes, classes, settings, refiner)
+    correct = total = 0
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        for done, result in enumerate(propagator.run(), 1):
+            if not result.is_keyframe:
+                correct += int((classes.to_ids(result.channels) == clip.label(result.index)).sum())
+                total += result.channels.size
+            on_frame(done, n_frames)
+        seconds = time.perf_counter() - started
+    return {"frames": n_frames, "size": f"{width}x{height}", "keyframe_every": keyframe_every,
+            "pixel_accuracy": round(100 * correct / max(total, 1), 2), "seconds": round(seconds, 1),
+            "fps": round(n_frames / seconds, 2), "peak_memory_mb": round(memory.peak_mb),
+            "stages_s": {k: round(v, 2) for k, v in propagator.timer.seconds.items()}}

@@ -166,7 +166,7 @@ def demo(
 
 @app.command()
 def bench(
-    clips: list[Path] = typer.Argument(..., help="Densely labeled clips (<clip>/frames + <clip>/labels), "
+    clips: Optional[list[Path]] = typer.Argument(None, help="Densely labeled clips (<clip>/frames + <clip>/labels), "
                                                  "or folders of such clips."),
     keyframe_every: int = typer.Option(10, "--keyframe-every", "-K", min=1,
                                        help="Use every K-th frame's label as a keyframe; score the rest."),
@@ -175,12 +175,26 @@ def bench(
     flow_scale: float = ScaleOption,
     fusion: Fusion = FusionOption,
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON lines."),
+    long_clip: Optional[str] = typer.Option(None, "--long-clip", metavar="NxWxH",
+                                            help="Instead of CLIPS, measure peak memory and speed on a generated "
+                                                 "clip of N frames of WxH (e.g. 2000x1920x1080); nothing is written."),
 ) -> None:
     """Quality and speed on densely labeled clips: score, calibration, time per stage, frames per
     second, peak memory, and total time as a ratio to the optical flow alone (same run)."""
-    from .bench import bench_clip, expand_clips, results_table
+    from .bench import bench_clip, bench_long_clip, expand_clips, results_table
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
+    if long_clip:
+        try:
+            n_frames, width, height = (int(part) for part in long_clip.lower().split("x"))
+        except ValueError:
+            fail(InputError(long_clip, "--long-clip takes NxWxH, e.g. 2000x1920x1080"))
+        with Reporter("frames") as reporter:
+            result = bench_long_clip(n_frames, width, height, keyframe_every, settings, on_frame=reporter.frames)
+        typer.echo(json.dumps(result))
+        return
+    if not clips:
+        fail(InputError("bench", "give one or more CLIPS (or --long-clip NxWxH)"))
     results = []
     try:
         for clip in expand_clips(clips):

@@ -153,7 +153,7 @@ class Propagator:
                 frames[t], frames[t + 1] = frame, frame_next
             if right is not None:
                 trust = self._trust(flow_forward, flow_backward, sampling_maps(flow_forward))
-                pulls[t] = (flow_forward.astype(np.float16), trust)
+                pulls[t] = (flow_forward.astype(np.float16), trust.astype(np.float16))
             if left is not None and t + 1 != right:
                 side = side or self._start(left, frame)
                 maps = sampling_maps(flow_backward)
@@ -170,8 +170,7 @@ class Propagator:
             if left is not None:
                 arrivals.append(ahead.pop(t).restore())
             if right is not None:
-                flow_forward, trust = pulls.pop(t)
-                flow_forward = flow_forward.astype(np.float32)
+                flow_forward, trust = (array.astype(np.float32) for array in pulls.pop(t))
                 side = side or self._start(right, frames.get(right))
                 self._carry(side, flow_forward, trust, sampling_maps(flow_forward))
                 arrivals.append(_arrive(side, right - t, frames.get(t)))
