@@ -28,7 +28,6 @@ class Settings:
     flow_preset: str = "medium"       # ultrafast | fast | medium
     flow_scale: float = 1.0           # compute flow on frames scaled by this
     fusion: str = "reliability"       # reliability | distance (plain reference)
-    occlusion: bool = True            # use forward-backward consistency
     decay: float = 0.97               # reliability kept per warp step (drift)
 
     def as_dict(self) -> dict:
@@ -117,8 +116,6 @@ class Propagator:
         self.timer = StageTimer()
 
     def _trust(self, flow_pull, flow_push, maps):
-        if not self.settings.occlusion:
-            return np.ones(flow_pull.shape[:2], np.float32)
         with self.timer("warp"):
             return consistency(flow_pull, flow_push, maps)
 

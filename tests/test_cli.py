@@ -107,8 +107,8 @@ def test_binary_255_is_the_object_not_ignore(tmp_path):
 
 def test_video_file_input(tmp_path):
     clip = make_clip(n_frames=10, height=64, width=96, seed=13, motion="translate")
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
     for frame in clip.frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
