@@ -45,7 +45,7 @@ from .frames import FrameSource, natural_key
 from .keyframes import find_keyframes
 from .layouts import LAYOUTS, ClipJob, LabelNames, find_clips
 from .pipeline import Settings
-from .progress import Reporter, console
+from .progress import Reporter, console, tables
 from .run import RESULT_NAMES, run_clip
 
 REPORT = "batch-report.jsonl"
@@ -97,7 +97,7 @@ def input_files(job: ClipJob) -> tuple[list[Path], list[Path]]:
     if job.frame_files is not None:
         frames = list(job.frame_files)
     else:
-        frames = _files_in(job.video) if job.video.is_dir() else [job.video]
+        frames = [job.video] if job.video.is_file() else _files_in(job.video)
     keyframes = [label for _, label in job.keyframe_files] if job.keyframe_files is not None \
         else _files_in(job.keyframes)
     return frames, keyframes
@@ -325,8 +325,8 @@ def dry_run_table(jobs: list[ClipJob], out_root: Path, options: BatchOptions) ->
         try:
             count = str(len(keyframe_paths(job, options.keyframe_every)))
             complete = options.resume and complete_manifest(out, fingerprint(job, options)) is not None
-            action = "skip (complete)" if complete else "replace" if holds_results(out) else "run"
-        except (InputError, OSError) as error:
+            action = "skip (complete)" if complete else "redo" if holds_results(out) else "run"
+        except (InputError, OSError, ValueError) as error:
             count, action = "?", f"[red]fails: {escape(str(error))}[/]"
         table.add_row(escape(job.name), escape(frames), count, escape(str(out)), action)
     return table
@@ -411,38 +411,47 @@ def batch_command(
     Writes OUT/<clip>/ for every clip and OUT/batch-report.jsonl (one line per clip).
     Exit code 0 when every clip succeeded, 1 when some failed, 2 for bad usage.
     """
+    dataset, out = dataset.absolute(), out.absolute()  # Ray workers run in other folders, maybe on other machines
     options = BatchOptions(make_settings(flow, flow_preset, flow_scale, fusion),
                            label_format.value if label_format else None, ignore_index, keyframe_every,
-                           flow_cache, overwrite, resume)
+                           flow_cache.absolute() if flow_cache else None, overwrite, resume)
     try:
-        selected = find_clips(dataset, layout.value)
-        if not selected:
-            raise InputError(dataset, f"no clips found (layout {layout.value}); see --layout")
         shard_index = parse_shard(shard) if shard else None
+        selected = select_clips(dataset, layout.value, shard_index)
+        check_out(out, selected, may_replace=resume or overwrite)
     except InputError as error:
         fail(error)
-    if shard_index is not None:
-        selected = shard_of(selected, *shard_index)
     if dry_run:
-        console.print(dry_run_table(selected, out, options))
+        tables.print(dry_run_table(selected, out, options))
         return
-    if not (resume or overwrite):
-        done_before = [job.name for job in selected if holds_results(out / job.out_subdir)]
-        if done_before:
-            fail(InputError(out, f"already holds results of {len(done_before)} clips ({', '.join(done_before[:3])}"
-                                 f"{', …' if len(done_before) > 3 else ''}); pass --resume to skip complete ones "
-                                 "or --overwrite to redo them"))
     report = out / (REPORT if shard_index is None else f"batch-report-{shard_index[0]}-of-{shard_index[1]}.jsonl")
     lines = run_selected(selected, out, options, backend.value, jobs, ray_address, quiet)
     write_report(report, lines)
-    failed = [line for line in lines if line["status"] == "failed"]
     if not quiet:
-        console.print(results_table(lines))
+        tables.print(results_table(lines))
     counts = {status: sum(line["status"] == status for line in lines) for status in ("ok", "skipped", "failed")}
     console.print(f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; report: {report}",
                   highlight=False, markup=False)
-    if failed:
+    if counts["failed"]:
         raise typer.Exit(1)
+
+
+def select_clips(dataset: Path, layout: str, shard: tuple[int, int] | None) -> list[ClipJob]:
+    jobs = find_clips(dataset, layout)
+    if not jobs:
+        raise InputError(dataset, f"no clips found (layout {layout}); see --layout")
+    return shard_of(jobs, *shard) if shard else jobs
+
+
+def check_out(out: Path, jobs: list[ClipJob], may_replace: bool) -> None:
+    """Refuse, before any work, to write into a file or over earlier results nobody asked to replace."""
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "output path exists and is not a folder")
+    done_before = [] if may_replace else [job.name for job in jobs if holds_results(out / job.out_subdir)]
+    if done_before:
+        raise InputError(out, f"already holds results of {len(done_before)} clips ({', '.join(done_before[:3])}"
+                              f"{', …' if len(done_before) > 3 else ''}); pass --resume to skip complete ones "
+                              "or --overwrite to redo them")
 
 
 def run_selected(jobs: list[ClipJob], out: Path, options: BatchOptions, backend: str, workers: int,

@@ -209,3 +209,6 @@ def bench(
         fail(error)
     if not as_json:
         tables.print(results_table(results, settings))
+
+
+from . import batch  # noqa: E402,F401  registers `autolabel batch`; last, because batch.py imports this module's options
