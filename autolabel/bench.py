@@ -112,11 +112,11 @@ def expand_clips(paths: list[Path]) -> list[Path]:
     return clips
 
 
-def results_table(results: list[dict], settings: Settings):
+def results_table(results: list[dict], settings: Settings, refiner=None):
     from rich.table import Table
 
     table = Table(title=f"autolabel bench (flow {settings.flow}/{settings.flow_preset}, scale {settings.flow_scale}, "
-                        f"fusion {settings.fusion}, keyframes every {results[0]['keyframe_every'] if results else '?'})")
+                        f"fusion {settings.fusion}, refiner {getattr(refiner, 'name', 'none')}, keyframes every {results[0]['keyframe_every'] if results else '?'})")
     for column in ("clip", "size", "frames", "score", "boundary F", "ECE", "flow alone s", "total s",
                    "total/flow", "fps", "peak MB"):
         table.add_column(column, justify="left" if column == "clip" else "right")

@@ -50,6 +50,7 @@ def fuse(first: Side, second: Side | None = None, *, by_reliability: bool = True
 
 
 def fuse_photo_error(first: Side, second: Side | None = None, *, by_reliability: bool = True) -> np.ndarray:
+    """Photometric error of the two sides, weighted as their labels are (for training samples)."""
     if second is None:
         return first.photo_error
     share = weight_of_first(first, second, by_reliability)

@@ -171,14 +171,16 @@ class Propagator:
                 side = side or self._start(right, frames.get(right))
                 self._carry(side, flow_forward, trust, sampling_maps(flow_forward))
                 arrivals.append(_arrive(side, right - t, frames.get(t)))
+            if refining:
+                # Each side is refined before fusing: measured better than refining the fused
+                # labels (models/MODEL_CARD.md), since fusion still weighs the repaired sides.
+                with self.timer("refine"):
+                    refined = self.refiner.refine_sides(
+                        frames.pop(t), [(a.probs, a.reliability, a.photo_error, a.distance) for a in arrivals])
+                    arrivals = [fusion.Side(probs, a.reliability, a.distance)
+                                for (probs, _), a in zip(refined, arrivals)]
             with self.timer("fuse"):
                 fused, reliability = fusion.fuse(*arrivals, by_reliability=by_reliability)
-            if refining:
-                with self.timer("refine"):
-                    photo_error = fusion.fuse_photo_error(*arrivals, by_reliability=by_reliability)
-                    fused, reliability = self.refiner(frames.pop(t), fused, reliability, photo_error,
-                                                      min(a.distance for a in arrivals))
-            with self.timer("fuse"):
                 channels, confidence = fusion.label_and_confidence(fused, reliability)
             yield FrameResult(t, channels, confidence, sources)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -85,49 +86,56 @@ class RefinerNet(nn.Module):
         return torch.cat([frame - 0.5, reliability, photo_error * 4, top, entropy,
                           d / 30.0, torch.log1p(d) / math.log(31.0)], dim=1)
 
-    def forward(self, frame, probs, reliability, photo_error, distance, scale: float | None = None):
-        """All full-size tensors (B x . x H x W); returns (probs, confidence) at full size.
-
-        The trunk runs at `scale` x full size (default: long side = work_size).
-        """
-        full = probs.shape[-2:]
+    def work_size_of(self, full, scale: float | None = None) -> tuple[int, int]:
         if scale is None:
             scale = min(1.0, self.work_size / max(full))
-        size = (max(8, round(full[0] * scale)), max(8, round(full[1] * scale)))
+        return max(8, round(full[0] * scale)), max(8, round(full[1] * scale))
 
-        def down(x):
-            return x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode="area")
-
-        def up(x):
-            return x if tuple(x.shape[-2:]) == tuple(full) else F.interpolate(
-                x, size=full, mode="bilinear", align_corners=False)
-
-        p_small = down(probs)
-        x = self.inputs(down(frame), p_small, down(reliability), down(photo_error), distance)
+    def core(self, frame, probs, reliability, photo_error, distance):
+        """At working resolution: (refined probs q, gate logit, confidence logit)."""
+        size = tuple(probs.shape[-2:])
+        x = self.inputs(frame, probs, reliability, photo_error, distance)
         f1 = self.enc1(x)
         f2 = self.enc2(f1)
         f = self.dec(f1 + F.interpolate(self.lateral(f2), size=size, mode="bilinear", align_corners=False))
         heads = self.heads(f)
 
-        # unary: logit_c = self * log p_c + v . relu(A f + u [log p_c, p_c])
-        logp = torch.log(p_small.clamp_min(EPS))
+        # unary: logit_c = self * log p_c + v . relu(A f + u [log p_c, p_c]), the same head for every channel
+        logp = torch.log(probs.clamp_min(EPS))
         proj = self.unary_feat(f)                                             # B x w x h x w
-        ev = torch.stack([logp, p_small], dim=2)                              # B x C x 2 x h x w
+        ev = torch.stack([logp, probs], dim=2)                                # B x C x 2 x h x w
         hidden = proj.unsqueeze(1) + torch.einsum("ke,bcehw->bckhw", self.unary_evidence, ev)
         logits = self.unary_self * logp + torch.einsum("k,bckhw->bchw", self.unary_out, F.relu(hidden))
         q = torch.softmax(logits, dim=1)
 
-        # affinity propagation
+        # affinity propagation, alternating dilation 1 and 3
         kernels = [torch.softmax(heads[:, 0:9], dim=1).unsqueeze(2),
                    torch.softmax(heads[:, 9:18], dim=1).unsqueeze(2)]
         for i in range(self.iterations):
             q = (kernels[i % 2] * _shifts(q, 1 if i % 2 == 0 else 3)).sum(dim=1)
+        return q, heads[:, 18:19], heads[:, 19:20]
 
-        gate = torch.sigmoid(up(heads[:, 18:19]))
-        confidence = torch.sigmoid(up(heads[:, 19:20]))
+    def forward(self, frame, probs, reliability, photo_error, distance, scale: float | None = None):
+        """All full-size tensors (B x . x H x W); returns (probs, confidence) at full size.
+
+        The trunk runs at `scale` x full size (default: long side = work_size). Used for
+        training; `Refiner` does the same with OpenCV resizing on numpy arrays.
+        """
+        full = tuple(probs.shape[-2:])
+        size = self.work_size_of(full, scale)
+
+        def down(x):
+            return x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode="area")
+
+        def up(x):
+            return x if tuple(x.shape[-2:]) == full else F.interpolate(
+                x, size=full, mode="bilinear", align_corners=False)
+
+        q, gate, confidence = self.core(down(frame), down(probs), down(reliability), down(photo_error), distance)
+        gate = torch.sigmoid(up(gate))
         out = probs + gate * (up(q) - probs)
         out = out / out.sum(dim=1, keepdim=True).clamp_min(1e-6)
-        return out, confidence
+        return out, torch.sigmoid(up(confidence))
 
 
 def build(config: dict | None = None) -> RefinerNet:
@@ -174,20 +182,58 @@ class Refiner:
             torch.set_num_threads(threads)
         self.name = f"wrp-refiner:{self.path.name}"
 
-    @torch.inference_mode()
     def __call__(self, frame, probs, reliability, photo_error, distance):
+        """One propagation (e.g. the fused one) -> (refined probs HxWxC, confidence HxW)."""
+        return self.refine_sides(frame, [(probs, reliability, photo_error, distance)])[0]
+
+    @torch.inference_mode()
+    def refine_sides(self, frame, sides):
+        """Several propagations arriving at the same frame, refined in one batched pass:
+        `sides` is a list of (probs, reliability, photo_error, distance); returns a list of
+        (probs, confidence). Refining each keyframe's side before fusing them works better
+        than refining the fused result (see models/MODEL_CARD.md)."""
+        height, width, channels = sides[0][0].shape
+        small_h, small_w = self.net.work_size_of((height, width))
+        small = (small_w, small_h)
+
+        def resize(a, size, interpolation):   # OpenCV: far faster than torch on CPU at full size
+            a = np.ascontiguousarray(a, dtype=np.float32)
+            if a.ndim == 2 or a.shape[2] <= 4:
+                return cv2.resize(a, size, interpolation=interpolation).reshape(size[1], size[0], *a.shape[2:])
+            parts = [cv2.resize(np.ascontiguousarray(a[..., i:i + 4]), size, interpolation=interpolation)
+                     .reshape(size[1], size[0], -1) for i in range(0, a.shape[2], 4)]
+            return np.concatenate(parts, axis=2)
+
+        def down(a):
+            return np.ascontiguousarray(a, dtype=np.float32) if a.shape[:2] == (small_h, small_w) \
+                else resize(a, small, cv2.INTER_AREA)
+
+        def up(a):
+            return a if a.shape[:2] == (height, width) else resize(a, (width, height), cv2.INTER_LINEAR)
+
         dev = self.device
-        t_frame = torch.from_numpy(np.ascontiguousarray(frame)).to(dev).permute(2, 0, 1)[None].float() / 255
-        t_probs = torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float32)).to(dev).permute(2, 0, 1)[None]
-        t_rel = torch.from_numpy(np.ascontiguousarray(reliability, dtype=np.float32)).to(dev)[None, None]
-        if photo_error is None:
-            photo_error = np.zeros(reliability.shape, np.float32)
-        t_pe = torch.from_numpy(np.ascontiguousarray(photo_error, dtype=np.float32)).to(dev)[None, None]
-        t_d = torch.tensor([float(distance)], device=dev)
-        out, confidence = self.net(t_frame, t_probs, t_rel, t_pe, t_d)
-        out = out[0].permute(1, 2, 0).contiguous().cpu().numpy()
-        confidence = confidence[0, 0].cpu().numpy().clip(0, 1)
-        return out, confidence.astype(np.float32)
+        n = len(sides)
+        chw = lambda arrays: torch.from_numpy(np.stack(arrays)).to(dev).permute(0, 3, 1, 2)
+        hw = lambda arrays: torch.from_numpy(np.stack(arrays)).to(dev)[:, None]
+        frame_small = down(frame) * (1 / 255)
+        zeros = np.zeros((small_h, small_w), np.float32)
+        q, gate, confidence = self.net.core(
+            chw([frame_small] * n), chw([down(s[0]) for s in sides]), hw([down(s[1]) for s in sides]),
+            hw([zeros if s[2] is None else down(s[2]) for s in sides]),
+            torch.tensor([float(s[3]) for s in sides], device=dev))
+        q = q.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        gate = torch.sigmoid(gate[:, 0]).cpu().numpy()
+        confidence = torch.sigmoid(confidence[:, 0]).cpu().numpy()
+        results = []
+        for i, (probs, *_rest) in enumerate(sides):
+            out = up(q[i]).reshape(height, width, channels)
+            out -= probs
+            out *= up(gate[i])[..., None]
+            out += probs
+            np.clip(out, 0, None, out=out)
+            out /= out.sum(axis=2, keepdims=True)
+            results.append((out, up(confidence[i]).clip(0, 1).astype(np.float32)))
+        return results
 
 
 def load_refiner(path: str | Path | None = None, device: str = "auto") -> Refiner:

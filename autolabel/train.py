@@ -164,14 +164,23 @@ def to_batch(samples, device):
             torch.tensor([float(dist)], device=device), t(target)[None].long().to(device))
 
 
-def loss_of(net, batch, scale: float):
+def loss_of(net, batch, scale: float, balance: float = 0.0):
+    """(training loss, refined NLL, unrefined NLL). `balance` > 0 weights each pixel by
+    (share of its class in the crop) ** -balance, so small objects are not traded for background."""
     frame, probs, rel, pe, dist, target = batch
     out, confidence = net(frame, probs, rel, pe, dist, scale=scale)
-    nll = F.nll_loss(torch.log(out.clamp_min(1e-6)), target)
+    pixel_nll = F.nll_loss(torch.log(out.clamp_min(1e-6)), target, reduction="none")
+    nll = pixel_nll.mean()
+    if balance > 0:
+        share = torch.bincount(target.flatten(), minlength=probs.shape[1]).float() / target.numel()
+        weight = share[target].clamp_min(1e-4) ** -balance
+        train_nll = (pixel_nll * weight).sum() / weight.sum()
+    else:
+        train_nll = nll
     correct = (out.argmax(1) == target).float()
     conf_loss = F.binary_cross_entropy(confidence[:, 0].clamp(1e-6, 1 - 1e-6), correct)
     base = F.nll_loss(torch.log(probs.clamp_min(1e-6)), target)
-    return nll + 0.1 * conf_loss, nll.detach(), base.detach()
+    return train_nll + 0.1 * conf_loss, nll.detach(), base.detach()
 
 
 # ---------------------------------------------------------------- loading clips
@@ -257,7 +266,8 @@ def net_config(net) -> dict:
 def train(clips: list[tuple], out: Path, *, init: Path | None = None, steps: int = 3000, lr: float = 2e-3,
           crop: int = 160, train_size: int = 432, seed: int = 0, device: str = "auto",
           checkpoint_every: int = 100, resume: bool = True, threads: int | None = None, log=print,
-          config: dict | None = None) -> dict:
+          config: dict | None = None, balance: float = 0.0, stop_after: int | None = None,
+          on_step=None) -> dict:
     """Train and write `out` (weights) and `out`.ckpt (resumable state); returns a summary."""
     torch.manual_seed(seed)
     if threads:
@@ -302,12 +312,12 @@ def train(clips: list[tuple], out: Path, *, init: Path | None = None, steps: int
 
     window = []
     t0 = time.time()
-    while step < steps:
+    while step < steps and (stop_after is None or step < stop_after):
         rng = np.random.default_rng([seed, step])       # sample order depends only on (seed, step)
         sample = bank.draw(rng, crop)
         scale = work_scale(cfg, sample[-1])
         batch = to_batch(sample, dev)
-        loss, nll, base = loss_of(net, batch, scale)
+        loss, nll, base = loss_of(net, batch, scale, balance)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -315,6 +325,8 @@ def train(clips: list[tuple], out: Path, *, init: Path | None = None, steps: int
         sched.step()
         step += 1
         window.append((nll.item(), base.item()))
+        if on_step is not None:
+            on_step(step, steps)
         if step % checkpoint_every == 0 or step == steps:
             mean_nll, mean_base = np.mean(window, axis=0)
             history.append((step, float(mean_nll), float(mean_base)))
@@ -334,22 +346,25 @@ def train_command(
     synthetic: int = typer.Option(0, "--synthetic", help="Also train on this many synthetic clips (autolabel.synth)."),
     out: Path = typer.Option(Path("refiner.pt"), "--out", "-o", help="Weights to write (+ OUT.ckpt to resume)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (fine-tuning)."),
-    epochs: int = typer.Option(3000, "--steps", "--epochs", help="Optimisation steps (one random crop each)."),
+    epochs: int = typer.Option(4000, "--steps", "--epochs", help="Optimisation steps (one random crop each)."),
     lr: float = typer.Option(2e-3, "--lr"),
-    crop: int = typer.Option(160, "--crop", help="Training crop side, at training size."),
-    train_size: int = typer.Option(432, "--train-size", help="Frames are downscaled to this long side."),
+    crop: int = typer.Option(320, "--crop", help="Training crop side, at training size."),
+    train_size: int = typer.Option(854, "--train-size", help="Frames are downscaled to this long side."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available, else CPU), cpu, cuda."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue from OUT.ckpt when it exists."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+    balance: float = typer.Option(0.0, "--balance", help="Class balancing exponent of the loss (0 = plain NLL)."),
 ) -> None:
     """Train or fine-tune the refiner by cycle consistency on your own clips and keyframes."""
-    from .progress import console
+    from .progress import Reporter, console
     loaded = gather_clips(video, keyframes, clips, every, synthetic, seed)
     if not loaded:
         raise typer.BadParameter("no clips: give --video/--keyframes pairs, --clips or --synthetic")
-    summary = train(loaded, out, init=init, steps=epochs, lr=lr, crop=crop, train_size=train_size, seed=seed,
-                    device=device, resume=resume, threads=threads, log=lambda m: console.print(m, highlight=False))
+    with Reporter("training", False) as reporter:
+        summary = train(loaded, out, init=init, steps=epochs, lr=lr, crop=crop, train_size=train_size, seed=seed,
+                        device=device, resume=resume, threads=threads, balance=balance,
+                        log=reporter.say, on_step=reporter.frames)
     console.print(f"wrote {out} after {summary['steps']} steps in {summary['seconds']:.0f}s", highlight=False)
 
 
