@@ -37,8 +37,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .cli import (FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, LabelKind, PresetOption,
-                  ScaleOption, app, fail, make_settings)
+from .cli import (FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption, LabelFormatOption,
+                  LabelKind, PresetOption, ScaleOption, app, fail, make_settings)
 from .errors import InputError
 from .flowcache import FlowCache
 from .frames import FrameSource, natural_key
@@ -400,10 +400,8 @@ def batch_command(
     flow_preset: FlowPreset = PresetOption,
     flow_scale: float = ScaleOption,
     fusion: Fusion = FusionOption,
-    label_format: Optional[LabelKind] = typer.Option(None, "--label-format",
-                                                     help="Override the detected label format."),
-    ignore_index: int = typer.Option(255, "--ignore-index",
-                                     help="Id meaning 'unlabeled' in multi-class labels."),
+    label_format: Optional[LabelKind] = LabelFormatOption,
+    ignore_index: int = IgnoreIndexOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output or table."),
 ) -> None:
     """Propagate labels through every clip of a dataset, in parallel, resumable.

@@ -52,7 +52,7 @@ def flow_alone_seconds(source: FrameSource, settings: Settings) -> float:
     """Decode every frame and compute both flows of every neighbouring pair, nothing else."""
     estimator = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale)
     started = time.perf_counter()
-    for _ in flow_pairs(source.read, 0, len(source) - 1, estimator):
+    for _ in flow_pairs(source.read, range(len(source) - 1), estimator):
         pass
     return time.perf_counter() - started
 

@@ -70,6 +70,10 @@ FusionOption = typer.Option(Fusion.reliability, "--fusion",
                                  "or by distance alone (the plain reference method).")
 
 
+LabelFormatOption = typer.Option(None, "--label-format", help="Override the detected label format.")
+IgnoreIndexOption = typer.Option(255, "--ignore-index",
+                                 help="Id meaning 'unlabeled' in multi-class labels; carried through, never "
+                                      "a class. Binary 0/255 masks have none (255 is the object).")
 RefineOption = typer.Option(False, "--refine", help="Repair the warped labels with the refiner network "
                             "(models/refiner.pt). Opt-in: so far it gains under 1 point for ~2x the time.")
 RefinerOption = typer.Option(None, "--refiner", help="Refiner weights to use (implies --refine), e.g. from "
@@ -104,11 +108,8 @@ def propagate(
     flow_preset: FlowPreset = PresetOption,
     flow_scale: float = ScaleOption,
     fusion: Fusion = FusionOption,
-    label_format: Optional[LabelKind] = typer.Option(None, "--label-format",
-                                                     help="Override the detected label format."),
-    ignore_index: int = typer.Option(255, "--ignore-index",
-                                     help="Id meaning 'unlabeled' in multi-class labels; carried through, never "
-                                          "a class. Binary 0/255 masks have none (255 is the object)."),
+    label_format: Optional[LabelKind] = LabelFormatOption,
+    ignore_index: int = IgnoreIndexOption,
     color_table: Optional[Path] = typer.Option(None, "--color-table",
                                                help="CSV 'id,r,g,b' for RGB colour-coded labels (default: the "
                                                     "colours found in the keyframes)."),

@@ -6,9 +6,10 @@ gives both directions, which the warp stage needs for its consistency check.
 """
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -104,33 +105,47 @@ class FlowEstimator:
         return tuple(upscale_flow(flow.astype(np.float32), width, height) for flow in self.pair_small(gray_a, gray_b))
 
 
-def flow_pairs(read: Callable[[int], np.ndarray], start: int, end: int, estimator: FlowEstimator,
-               timer=None) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """(t, frame t, frame t+1, flow t->t+1, flow t+1->t) for t in [start, end); each frame read once.
+def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimator: FlowEstimator,
+               timer=None, lookahead: int = 4) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(t, frame t, frame t+1, flow t->t+1, flow t+1->t) for each t of `starts` (ascending).
 
-    The next pair's frame is read and its flow computed on a helper thread while the
-    caller works on the current one, so flow overlaps the rest of the pipeline.
+    A helper thread reads frames and computes flow up to `lookahead` pairs ahead of the
+    caller, so flow keeps both cores busy while the caller warps, fuses and writes.
+    Consecutive pairs share their middle frame, which is read once.
     `timer(stage)` (a StageTimer) gets the time of reading and of flow.
     """
     def timed(stage):
         return timer(stage) if timer is not None else nullcontext()
 
-    def job(t, gray):
+    last = None  # (index, frame, gray) of the newest frame read; only the helper thread touches it
+
+    def job(t):
+        nonlocal last
+        if last is not None and last[0] == t:
+            _, frame, gray = last
+        else:
+            with timed("read"):
+                frame = read(t)
+            gray = estimator.gray(frame)
         with timed("read"):
             frame_next = read(t + 1)
         with timed("flow"):
             gray_next = estimator.gray(frame_next)
             height, width = frame_next.shape[:2]
-            return frame_next, gray_next, estimator.pair(gray, gray_next, width, height)
+            flow_forward, flow_backward = estimator.pair(gray, gray_next, width, height)
+        last = (t + 1, frame_next, gray_next)
+        return t, frame, frame_next, flow_forward, flow_backward
 
-    with ThreadPoolExecutor(1, thread_name_prefix="flow-pairs") as ahead:
-        with timed("read"):
-            frame = read(start)
-        gray = estimator.gray(frame)
-        pending = ahead.submit(job, start, gray) if start < end else None
-        for t in range(start, end):
-            frame_next, gray, (flow_forward, flow_backward) = pending.result()
-            if t + 1 < end:
-                pending = ahead.submit(job, t + 1, gray)
-            yield t, frame, frame_next, flow_forward, flow_backward
-            frame = frame_next
+    pending: deque = deque()
+    starts = iter(starts)
+    with ThreadPoolExecutor(1, thread_name_prefix="flow-pairs") as helper:  # one thread: jobs run in order
+        for t in starts:
+            pending.append(helper.submit(job, t))
+            if len(pending) >= lookahead:
+                break
+        while pending:
+            result = pending.popleft().result()
+            next_start = next(starts, None)
+            if next_start is not None:
+                pending.append(helper.submit(job, next_start))
+            yield result

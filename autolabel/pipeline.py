@@ -8,6 +8,7 @@ the keyframe spacing and frame size, never on the clip's length.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -134,18 +135,22 @@ class Propagator:
             label = self.keyframe_label(index)
             yield FrameResult(index, self.classes.channels(label), np.ones(label.shape, np.float32),
                               (index,), is_keyframe=True)
-        for start, end, left, right in segments(len(self.source), self.keyframes):
-            yield from self._segment(start, end, left, right)
+        spans = segments(len(self.source), self.keyframes)
+        # One stream of flow pairs for the whole clip: the next segment's flow is computed
+        # while this segment's backward pass runs.
+        pairs = flow_pairs(self.source.read, (t for start, end, _, _ in spans for t in range(start, end)),
+                           self.flow, self.timer)
+        for start, end, left, right in spans:
+            yield from self._segment(start, end, left, right, itertools.islice(pairs, end - start))
 
-    def _segment(self, start, end, left, right) -> Iterator[FrameResult]:
+    def _segment(self, start, end, left, right, pairs) -> Iterator[FrameResult]:
         refining = self.refiner is not None
         # Pass 1, forward in time: flow for every pair, the left keyframe carried along.
         ahead: dict[int, _Stored] = {}                             # left side's result per frame
         pulls: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # t -> (flow t->t+1, trust at t)
         frames: dict[int, np.ndarray] = {}
         side = None
-        for t, frame, frame_next, flow_forward, flow_backward in flow_pairs(
-                self.source.read, start, end, self.flow, self.timer):
+        for t, frame, frame_next, flow_forward, flow_backward in pairs:
             if refining:
                 frames[t], frames[t + 1] = frame, frame_next
             if right is not None:
