@@ -6,6 +6,7 @@ gives both directions, which the warp stage needs for its consistency check.
 """
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -105,12 +106,18 @@ class FlowEstimator:
         return tuple(upscale_flow(flow.astype(np.float32), width, height) for flow in self.pair_small(gray_a, gray_b))
 
 
+# Flow runs ahead of the pipeline by as many pairs as fit in this many bytes (at least 4):
+# enough to keep both cores busy through a segment's backward pass.
+LOOKAHEAD_BYTES = 256 * 2**20
+
+
 def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimator: FlowEstimator,
-               timer=None, lookahead: int = 4) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+               timer=None) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(t, frame t, frame t+1, flow t->t+1, flow t+1->t) for each t of `starts` (ascending).
 
-    A helper thread reads frames and computes flow up to `lookahead` pairs ahead of the
-    caller, so flow keeps both cores busy while the caller warps, fuses and writes.
+    A helper thread reads frames and computes flow ahead of the caller, so flow keeps
+    both cores busy while the caller warps, fuses and writes. Pairs wait in their compact
+    form (float16 flow at the working scale) and are made full size as they are handed out.
     Consecutive pairs share their middle frame, which is read once.
     `timer(stage)` (a StageTimer) gets the time of reading and of flow.
     """
@@ -131,21 +138,21 @@ def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimat
             frame_next = read(t + 1)
         with timed("flow"):
             gray_next = estimator.gray(frame_next)
-            height, width = frame_next.shape[:2]
-            flow_forward, flow_backward = estimator.pair(gray, gray_next, width, height)
+            flows = estimator.pair_small(gray, gray_next)
         last = (t + 1, frame_next, gray_next)
-        return t, frame, frame_next, flow_forward, flow_backward
+        return t, frame, frame_next, flows
 
     pending: deque = deque()
     starts = iter(starts)
+    lookahead = 4
     with ThreadPoolExecutor(1, thread_name_prefix="flow-pairs") as helper:  # one thread: jobs run in order
-        for t in starts:
+        for t in itertools.islice(starts, lookahead):
             pending.append(helper.submit(job, t))
-            if len(pending) >= lookahead:
-                break
         while pending:
-            result = pending.popleft().result()
-            next_start = next(starts, None)
-            if next_start is not None:
-                pending.append(helper.submit(job, next_start))
-            yield result
+            t, frame, frame_next, flows = pending.popleft().result()
+            height, width = frame.shape[:2]
+            lookahead = max(4, LOOKAHEAD_BYTES // (frame.nbytes + sum(flow.nbytes for flow in flows)))
+            for t_next in itertools.islice(starts, lookahead - len(pending)):
+                pending.append(helper.submit(job, t_next))
+            flow_forward, flow_backward = (upscale_flow(flow.astype(np.float32), width, height) for flow in flows)
+            yield t, frame, frame_next, flow_forward, flow_backward
