@@ -106,9 +106,10 @@ class FlowEstimator:
         return tuple(upscale_flow(flow.astype(np.float32), width, height) for flow in self.pair_small(gray_a, gray_b))
 
 
-# Flow runs ahead of the pipeline by as many pairs as fit in this many bytes (at least 4):
-# enough to keep both cores busy through a segment's backward pass.
+# Flow runs ahead of the pipeline by as many pairs as fit in this many bytes (4 to 32
+# pairs): enough to keep both cores busy through a segment's backward pass.
 LOOKAHEAD_BYTES = 256 * 2**20
+LOOKAHEAD_PAIRS = (4, 32)
 
 
 def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimator: FlowEstimator,
@@ -116,8 +117,7 @@ def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimat
     """(t, frame t, frame t+1, flow t->t+1, flow t+1->t) for each t of `starts` (ascending).
 
     A helper thread reads frames and computes flow ahead of the caller, so flow keeps
-    both cores busy while the caller warps, fuses and writes. Pairs wait in their compact
-    form (float16 flow at the working scale) and are made full size as they are handed out.
+    both cores busy while the caller warps, fuses and writes.
     Consecutive pairs share their middle frame, which is read once.
     `timer(stage)` (a StageTimer) gets the time of reading and of flow.
     """
@@ -138,9 +138,10 @@ def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimat
             frame_next = read(t + 1)
         with timed("flow"):
             gray_next = estimator.gray(frame_next)
-            flows = estimator.pair_small(gray, gray_next)
+            height, width = frame_next.shape[:2]
+            flow_forward, flow_backward = estimator.pair(gray, gray_next, width, height)
         last = (t + 1, frame_next, gray_next)
-        return t, frame, frame_next, flows
+        return t, frame, frame_next, flow_forward, flow_backward
 
     pending: deque = deque()
     starts = iter(starts)
@@ -149,10 +150,9 @@ def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimat
         for t in itertools.islice(starts, lookahead):
             pending.append(helper.submit(job, t))
         while pending:
-            t, frame, frame_next, flows = pending.popleft().result()
-            height, width = frame.shape[:2]
-            lookahead = max(4, LOOKAHEAD_BYTES // (frame.nbytes + sum(flow.nbytes for flow in flows)))
+            pair = pending.popleft().result()
+            fewest, most = LOOKAHEAD_PAIRS
+            lookahead = min(most, max(fewest, LOOKAHEAD_BYTES // sum(array.nbytes for array in pair[2:])))
             for t_next in itertools.islice(starts, lookahead - len(pending)):
                 pending.append(helper.submit(job, t_next))
-            flow_forward, flow_backward = (upscale_flow(flow.astype(np.float32), width, height) for flow in flows)
-            yield t, frame, frame_next, flow_forward, flow_backward
+            yield pair

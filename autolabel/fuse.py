@@ -59,6 +59,4 @@ def fuse_photo_error(first: Side, second: Side | None = None, *, by_reliability:
 
 def label_and_confidence(probs: np.ndarray, reliability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Winning channel per pixel and the probability that it is right."""
-    channel = probs.argmax(axis=2)
-    top = np.take_along_axis(probs, channel[..., None], axis=2)[..., 0]
-    return channel, top
+    return probs.argmax(axis=2), probs.max(axis=2)

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import fuse as fusion
 from .flow import FlowEstimator, flow_pairs
-from .warp import carry, consistency, sampling_maps
+from .warp import SamplingMaps, carry, consistency, sampling_maps
 
 
 @dataclass(frozen=True)
@@ -147,15 +147,17 @@ class Propagator:
         refining = self.refiner is not None
         # Pass 1, forward in time: flow for every pair, the left keyframe carried along.
         ahead: dict[int, _Stored] = {}                             # left side's result per frame
-        pulls: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # t -> (flow t->t+1, trust at t)
+        pulls: dict[int, tuple[SamplingMaps, np.ndarray]] = {}     # t -> (pull along flow t->t+1, trust at t)
         frames: dict[int, np.ndarray] = {}
         side = None
         for t, frame, frame_next, flow_forward, flow_backward in pairs:
             if refining:
                 frames[t], frames[t + 1] = frame, frame_next
             if right is not None:
-                trust = self._trust(flow_forward, flow_backward, sampling_maps(flow_forward))
-                pulls[t] = (flow_forward.astype(np.float16), trust.astype(np.float16))
+                maps = sampling_maps(flow_forward)
+                # Kept as ready remap maps: pass 2 then needs no conversions, only the remaps.
+                pulls[t] = (SamplingMaps(maps.map_xy, maps.map_frac, None),
+                            self._trust(flow_forward, flow_backward, maps))
             if left is not None and t + 1 != right:
                 side = side or self._start(left, frame)
                 maps = sampling_maps(flow_backward)
@@ -172,9 +174,9 @@ class Propagator:
             if left is not None:
                 arrivals.append(ahead.pop(t).restore())
             if right is not None:
-                flow_forward, trust = (array.astype(np.float32) for array in pulls.pop(t))
+                maps, trust = pulls.pop(t)
                 side = side or self._start(right, frames.get(right))
-                self._carry(side, flow_forward, trust, sampling_maps(flow_forward))
+                self._carry(side, None, trust, maps)
                 arrivals.append(_arrive(side, right - t, frames.get(t)))
             if refining:
                 # Each side is refined before fusing: measured better than refining the fused
@@ -208,7 +210,8 @@ def _arrive(carried: _Carried, distance: int, frame: np.ndarray | None) -> fusio
 
 @dataclass
 class _Stored:
-    """A Side kept between the two passes, compactly: probabilities as bytes."""
+    """A Side kept between the two passes, compactly: probabilities as bytes (reliability stays
+    float32: fusion compares small reliabilities of the two sides)."""
     probs: np.ndarray
     reliability: np.ndarray
     distance: int
@@ -216,15 +219,11 @@ class _Stored:
 
     @classmethod
     def of(cls, side: fusion.Side) -> "_Stored":
-        photo_error = None if side.photo_error is None else side.photo_error.astype(np.float16)
-        return cls(cv2.convertScaleAbs(side.probs, alpha=255), side.reliability.astype(np.float16),
-                   side.distance, photo_error)
+        return cls(cv2.convertScaleAbs(side.probs, alpha=255), side.reliability, side.distance, side.photo_error)
 
     def restore(self) -> fusion.Side:
-        photo_error = None if self.photo_error is None else self.photo_error.astype(np.float32)
         probs = np.multiply(self.probs, np.float32(1 / 255), dtype=np.float32)
-        return fusion.Side(probs, self.reliability.astype(np.float32),
-                           self.distance, photo_error)
+        return fusion.Side(probs, self.reliability, self.distance, self.photo_error)
 
 
 def propagate(frames, keyframes: Mapping[int, np.ndarray], *, ignore_index: int | None = 255,

@@ -366,7 +366,3 @@ def train_command(
                         device=device, resume=resume, threads=threads, balance=balance,
                         log=reporter.say, on_step=reporter.frames)
     console.print(f"wrote {out} after {summary['steps']} steps in {summary['seconds']:.0f}s", highlight=False)
-
-
-if __name__ == "__main__":
-    typer.run(train_command)

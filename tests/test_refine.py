@@ -153,3 +153,13 @@ def test_cuda_matches_cpu(weights):
     gpu = Refiner(weights, device="cuda")(frame, probs, reliability, photo_error, 5)
     np.testing.assert_allclose(cpu[0], gpu[0], atol=1e-3)
     np.testing.assert_allclose(cpu[1], gpu[1], atol=1e-3)
+
+
+def test_train_command_writes_loadable_weights(tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "refiner.pt"
+    code, output = run_cli("train", "--synthetic", "1", "--steps", "3", "--out", out, "--threads", "1")
+    assert code == 0, output
+    state = torch.load(out, map_location="cpu", weights_only=True)
+    assert "state_dict" in state and "config" in state
