@@ -108,7 +108,7 @@ class FlowEstimator:
 
 # Flow runs ahead of the pipeline by as many pairs as fit in this many bytes (4 to 32
 # pairs): enough to keep both cores busy through a segment's backward pass.
-LOOKAHEAD_BYTES = 256 * 2**20
+LOOKAHEAD_BYTES = 512 * 2**20
 LOOKAHEAD_PAIRS = (4, 32)
 
 

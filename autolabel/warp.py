@@ -65,9 +65,15 @@ def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps: SamplingMaps
     """
     maps = maps if maps is not None else sampling_maps(flow_pull)
     push_at_source = warp(flow_push, flow_pull, maps)
-    error = _squared_norm(flow_pull + push_at_source)
-    scale = ALPHA * (_squared_norm(flow_pull) + _squared_norm(push_at_source)) + BETA
-    trust = cv2.exp(-error / scale)
+    scale = _squared_norm(flow_pull)
+    scale += _squared_norm(push_at_source)
+    scale *= ALPHA
+    scale += BETA
+    push_at_source += flow_pull  # the round trip's miss
+    exponent = _squared_norm(push_at_source)
+    exponent /= scale
+    np.negative(exponent, out=exponent)
+    trust = cv2.exp(exponent, exponent)
     trust[maps.outside] = 0.0
     return trust
 
