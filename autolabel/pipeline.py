@@ -1,10 +1,10 @@
-"""The pipeline: read frames -> flow -> warp -> fuse -> (refine) -> labels + confidence.
+"""The pipeline: read frames -> flow -> warp -> (refine) -> fuse -> labels + confidence.
 
 The clip is cut at its keyframes into segments. A segment is walked twice: forward
-in time computing flow and carrying the left keyframe's labels, then backward
-carrying the right keyframe's labels and fusing the two. Only one segment is ever
-held in memory (its flows and forward results, compactly), so memory depends on
-the keyframe spacing and frame size, never on the clip's length.
+in time carrying the left keyframe's labels, then backward carrying the right
+keyframe's labels and fusing the two. Only one segment is ever held in memory (its
+pull maps and forward results, compactly), so memory depends on the keyframe spacing
+and frame size, never on the clip's length.
 """
 from __future__ import annotations
 
