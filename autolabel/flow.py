@@ -62,8 +62,8 @@ class FlowEstimator:
     """Both-direction flow between consecutive grey frames at a chosen working scale.
 
     Flows are rounded to float16 at the working scale as soon as they are computed:
-    that is what the pipeline keeps in memory between its two passes and what a
-    flow cache stores, so a cached run is byte-identical to an uncached one.
+    that is what a flow cache stores, so a cached run is byte-identical to an
+    uncached one.
     """
 
     def __init__(self, backend: str = "dis", preset: str = "medium", scale: float = 1.0, cache=None):

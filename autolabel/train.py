@@ -19,13 +19,11 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-import typer
 
 from . import fuse as fusion
 from .flow import FlowEstimator
@@ -220,7 +218,7 @@ def synthetic_clips(count: int, seed: int, n_frames: int = 40, height: int = 144
 def gather_clips(videos, keyframes, clips_dir, every, synthetic, seed):
     specs = []
     if len(videos) != len(keyframes):
-        raise typer.BadParameter("give one --keyframes folder per --video")
+        raise ValueError("give one --keyframes folder per --video")
     specs += [(v, k) for v, k in zip(videos, keyframes)]
     if clips_dir is not None:
         for root in sorted(p for p in Path(clips_dir).iterdir() if (p / "frames").is_dir() and (p / "labels").is_dir()):
@@ -335,34 +333,3 @@ def train(clips: list[tuple], out: Path, *, init: Path | None = None, steps: int
             log(f"step {step}/{steps}  cycle loss {mean_nll:.4f} (unrefined {mean_base:.4f})  "
                 f"{(time.time() - t0) / max(step, 1):.2f}s/step")
     return {"steps": step, "history": history, "seconds": time.time() - started}
-
-
-def train_command(
-    video: list[Path] = typer.Option([], "--video", "-v", help="Frames folder or video file; repeat per clip."),
-    keyframes: list[Path] = typer.Option([], "--keyframes", "-k", help="Label folder for the matching --video."),
-    clips: Optional[Path] = typer.Option(None, "--clips", help="Folder of clips, each <clip>/frames + <clip>/labels."),
-    every: Optional[int] = typer.Option(None, "--every", help="Use only labels of frames whose index is a multiple "
-                                        "of this (e.g. 10 when label folders hold evaluation labels too)."),
-    synthetic: int = typer.Option(0, "--synthetic", help="Also train on this many synthetic clips (autolabel.synth)."),
-    out: Path = typer.Option(Path("refiner.pt"), "--out", "-o", help="Weights to write (+ OUT.ckpt to resume)."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (fine-tuning)."),
-    epochs: int = typer.Option(4000, "--steps", "--epochs", help="Optimisation steps (one random crop each)."),
-    lr: float = typer.Option(2e-3, "--lr"),
-    crop: int = typer.Option(320, "--crop", help="Training crop side, at training size."),
-    train_size: int = typer.Option(854, "--train-size", help="Frames are downscaled to this long side."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA if available, else CPU), cpu, cuda."),
-    seed: int = typer.Option(0, "--seed"),
-    resume: bool = typer.Option(True, "--resume/--restart", help="Continue from OUT.ckpt when it exists."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
-    balance: float = typer.Option(0.0, "--balance", help="Class balancing exponent of the loss (0 = plain NLL)."),
-) -> None:
-    """Train or fine-tune the refiner by cycle consistency on your own clips and keyframes."""
-    from .progress import Reporter, console
-    loaded = gather_clips(video, keyframes, clips, every, synthetic, seed)
-    if not loaded:
-        raise typer.BadParameter("no clips: give --video/--keyframes pairs, --clips or --synthetic")
-    with Reporter("training", False) as reporter:
-        summary = train(loaded, out, init=init, steps=epochs, lr=lr, crop=crop, train_size=train_size, seed=seed,
-                        device=device, resume=resume, threads=threads, balance=balance,
-                        log=reporter.say, on_step=reporter.frames)
-    console.print(f"wrote {out} after {summary['steps']} steps in {summary['seconds']:.0f}s", highlight=False)

@@ -33,7 +33,7 @@ class SamplingMaps:
     """
     map_xy: np.ndarray    # HxWx2 int16: integer sample position
     map_frac: np.ndarray  # HxW uint16: sub-pixel interpolation table index
-    outside: np.ndarray   # HxW bool: the sample lands outside the source frame
+    outside: np.ndarray | None  # HxW bool: the sample lands outside the source frame (dropped once used)
 
 
 def sampling_maps(flow: np.ndarray) -> SamplingMaps:
