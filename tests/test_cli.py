@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autolabel.run import run_clip
-from autolabel.synth import davis_palette, make_clip
+from autolabel.io.output import run_clip
+from autolabel.tools.synth import davis_palette, make_clip
 
 from conftest import make_keyframes, run_cli
 

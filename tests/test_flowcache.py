@@ -3,9 +3,9 @@ import threading
 import numpy as np
 import pytest
 
-from autolabel.flowcache import FlowCache
-from autolabel.run import run_clip
-from autolabel.synth import make_clip, write_clip
+from autolabel.datasets.flowcache import FlowCache
+from autolabel.io.output import run_clip
+from autolabel.tools.synth import make_clip, write_clip
 
 KEY = "dis-medium-1.0-opencv"
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from autolabel import Settings, propagate
-from autolabel.frames import ArrayFrames
-from autolabel.pipeline import ClassSet, Propagator, segments
-from autolabel.synth import make_clip
+from autolabel.io.frames import ArrayFrames
+from autolabel.core.pipeline import ClassSet, Propagator, segments
+from autolabel.tools.synth import make_clip
 
 
 def test_segments_cover_the_clip_around_keyframes():
@@ -94,7 +94,7 @@ def _peak_numpy_bytes(n_frames: int) -> int:
 
 def test_memory_does_not_grow_with_clip_length(monkeypatch):
     # How far flow runs ahead depends on thread timing; pin it so the peak is repeatable.
-    monkeypatch.setattr("autolabel.flow.LOOKAHEAD_PAIRS", (4, 4))
+    monkeypatch.setattr("autolabel.core.flow.LOOKAHEAD_PAIRS", (4, 4))
     # Frames live in the source; the pipeline's own arrays (one segment, plus flow computed
     # at most 32 pairs ahead) must not scale with length.
     # A clip 4x as long would need ~4x the memory if anything scaled with length.

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from autolabel.pipeline import propagate
-from autolabel.refine import DEFAULT_WEIGHTS, Refiner, build, load_net, save_weights
-from autolabel.synth import make_clip
-from autolabel import train as training
+from autolabel.core.pipeline import propagate
+from autolabel.core.refine import DEFAULT_WEIGHTS, Refiner, build, load_net, save_weights
+from autolabel.tools.synth import make_clip
+from autolabel.tools import train as training
 
 torch.set_num_threads(1)
 shipped = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="models/refiner.pt not present")

@@ -1,8 +1,8 @@
 """Quality on the real clips in ../shared/data/clips (skipped where that folder is absent)."""
 import pytest
 
-from autolabel.bench import bench_clip
-from autolabel.pipeline import Settings
+from autolabel.tools.bench import bench_clip
+from autolabel.core.pipeline import Settings
 
 from conftest import SHARED_CLIPS
 

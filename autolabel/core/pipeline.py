@@ -230,7 +230,7 @@ def propagate(frames, keyframes: Mapping[int, np.ndarray], *, ignore_index: int 
               settings: Settings = Settings(), refiner=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Notebook entry point: frames (list of HxWx3 uint8) and {index: HxW ids} keyframes in,
     (labels, confidences) out, one per frame. Holds everything in memory; the CLI streams."""
-    from .frames import ArrayFrames
+    from ..io.frames import ArrayFrames
 
     source = ArrayFrames(frames)
     classes = ClassSet.from_labels(keyframes.values(), ignore_index)

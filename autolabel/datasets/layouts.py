@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator, NamedTuple
 
-from .errors import InputError
-from .frames import VIDEO_SUFFIXES
+from ..errors import InputError
+from ..io.frames import VIDEO_SUFFIXES
 
 
 class LabelNames(NamedTuple):

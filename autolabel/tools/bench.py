@@ -14,13 +14,13 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import InputError
+from ..core.flow import FlowEstimator, flow_pairs
+from ..core.pipeline import Settings
+from ..errors import InputError
+from ..io.frames import FrameSource
+from ..io.keyframes import find_keyframes
+from ..io.output import run_clip
 from .evaluate import evaluate
-from .flow import FlowEstimator, flow_pairs
-from .frames import FrameSource
-from .keyframes import find_keyframes
-from .pipeline import Settings
-from .run import run_clip
 
 
 def _rss_mb() -> float:
@@ -140,7 +140,7 @@ def results_table(results: list[dict], settings: Settings, refiner=None):
 def bench_long_clip(n_frames: int, width: int, height: int, keyframe_every: int,
                     settings: Settings = Settings(), refiner=None, on_frame=lambda done, total: None) -> dict:
     """Peak memory and speed on a generated clip of any length (nothing written to disk)."""
-    from .pipeline import ClassSet, Propagator
+    from ..core.pipeline import ClassSet, Propagator
     from .synth import LongClip
 
     clip = LongClip(n_frames, height, width)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from ..errors import InputError
 
 KINDS = ("palette", "ids", "binary", "rgb")
 

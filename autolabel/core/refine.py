@@ -19,7 +19,7 @@ features it predicts:
   g * upsample(refined) + (1 - g) * warped: where the warp is fine the sharp
   full-resolution warped labels are kept untouched.
 
-Training (autolabel.train) is self-supervised by cycle consistency.
+Training (autolabel.tools.train) is self-supervised by cycle consistency.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "refiner.pt"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "refiner.pt"
 EPS = 1e-4
 DEFAULT_CONFIG = {"width": 16, "iterations": 4, "work_size": 256, "version": 1}
 N_INPUTS = 9  # rgb(3), reliability, photo error, top prob, normalised entropy, distance(2)

@@ -15,12 +15,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from .errors import InputError
+from .. import __version__
+from ..core.pipeline import Propagator, Settings
+from ..errors import InputError
 from .frames import FrameSource
 from .keyframes import find_keyframes, load_keyframes
 from .labels import write_confidence, write_label
-from .pipeline import Propagator, Settings
 
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
 STAGING = ".autolabel-staging"

@@ -1,52 +1,24 @@
-"""The `autolabel` command: a thin layer over the Python API."""
+"""The `autolabel` command: a thin layer over the Python API (propagate, evaluate, demo,
+bench, train; `batch` is in batch.py). Heavy modules are imported inside the commands."""
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.text import Text
 
-from . import __version__
-from .errors import InputError
-from .progress import Reporter, console, tables
-from .pipeline import Settings
+from .. import __version__
+from ..errors import InputError
+from ..progress import Reporter, console, tables
+from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
+                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, fail,
+                      make_refiner, make_settings)
 
 app = typer.Typer(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
          "to every frame, a refiner repairs them, and every label comes with a confidence map.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-
-
-class FlowBackendName(str, Enum):
-    dis = "dis"
-    farneback = "farneback"
-
-
-class FlowPreset(str, Enum):
-    ultrafast = "ultrafast"
-    fast = "fast"
-    medium = "medium"
-
-
-class Fusion(str, Enum):
-    reliability = "reliability"
-    distance = "distance"
-
-
-class LabelKind(str, Enum):
-    palette = "palette"
-    ids = "ids"
-    binary = "binary"
-    rgb = "rgb"
-
-
-def fail(error: Exception) -> None:
-    """One line, exit code 2: the contract for bad input."""
-    console.print(Text.assemble(("error: ", "red"), str(error)), soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def version_callback(value: bool) -> None:
@@ -59,43 +31,6 @@ def version_callback(value: bool) -> None:
 def main(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                       help="Print the version and exit.")) -> None:
     pass
-
-
-FlowOption = typer.Option(FlowBackendName.dis, "--flow", help="Optical flow backend.")
-PresetOption = typer.Option(FlowPreset.medium, "--flow-preset", help="Speed/quality preset of the flow backend.")
-ScaleOption = typer.Option(1.0, "--flow-scale", min=0.1, max=1.0,
-                           help="Compute flow on frames scaled by this factor (0.5 = half size, ~3x faster).")
-FusionOption = typer.Option(Fusion.reliability, "--fusion",
-                            help="How the two keyframes' propagations combine: by per-pixel reliability, "
-                                 "or by distance alone (the plain reference method).")
-
-
-LabelFormatOption = typer.Option(None, "--label-format", help="Override the detected label format.")
-IgnoreIndexOption = typer.Option(255, "--ignore-index",
-                                 help="Id meaning 'unlabeled' in multi-class labels; carried through, never "
-                                      "a class. Binary 0/255 masks have none (255 is the object).")
-RefineOption = typer.Option(False, "--refine", help="Repair the warped labels with the refiner network "
-                            "(models/refiner.pt). Opt-in: on the shared clips it gains +0.4 (keyframes every 10) "
-                            "to +1.8 (every 30) points for about twice the time.")
-RefinerOption = typer.Option(None, "--refiner", help="Refiner weights to use (implies --refine), e.g. from "
-                             "`autolabel train`.")
-DeviceOption = typer.Option("auto", "--device", help="Refiner device: auto (CUDA when present), cpu, cuda.")
-
-
-def make_refiner(refine: bool, path: Optional[Path], device: str):
-    """The refiner asked for, or None for geometric propagation only."""
-    if not refine and path is None:
-        return None
-    from .refine import Refiner
-
-    try:
-        return Refiner(path, device)
-    except FileNotFoundError:
-        raise InputError(path or "models/refiner.pt", "refiner weights not found") from None
-
-
-def make_settings(flow, flow_preset, flow_scale, fusion) -> Settings:
-    return Settings(flow=flow.value, flow_preset=flow_preset.value, flow_scale=flow_scale, fusion=fusion.value)
 
 
 @app.command()
@@ -125,7 +60,7 @@ def propagate(
     Writes OUT/labels/<stem>.png in the keyframes' own format, OUT/confidence/<stem>.png
     (8-bit, 255 x the probability that the label is right) and OUT/manifest.json.
     """
-    from .run import run_clip
+    from ..io.output import run_clip
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
     try:
@@ -159,7 +94,7 @@ def evaluate(
 ) -> None:
     """Score predicted labels against ground truth: IoU per class, J or mIoU, boundary F,
     scores by distance from the nearest keyframe, and confidence calibration."""
-    from .evaluate import evaluate as evaluate_folders, report_table
+    from ..tools.evaluate import evaluate as evaluate_folders, report_table
 
     try:
         report = evaluate_folders(pred, gt, keyframes_dir=keyframes, confidence_dir=confidence,
@@ -181,7 +116,7 @@ def demo(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous demo in OUT."),
 ) -> None:
     """Try autolabel with no data: make a synthetic clip, propagate from sparse keyframes, score it."""
-    from .demo import run_demo
+    from ..tools.demo import run_demo
 
     try:
         run_demo(out, keyframe_every=keyframe_every, overwrite=overwrite)
@@ -209,7 +144,7 @@ def bench(
 ) -> None:
     """Quality and speed on densely labeled clips: score, calibration, time per stage, frames per
     second, peak memory, and total time as a ratio to the optical flow alone (same run)."""
-    from .bench import bench_clip, bench_long_clip, expand_clips, results_table
+    from ..tools.bench import bench_clip, bench_long_clip, expand_clips, results_table
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
     if long_clip:
@@ -252,7 +187,7 @@ def train(
     clips: Optional[Path] = typer.Option(None, "--clips", help="Folder of clips, each <clip>/frames + <clip>/labels."),
     every: Optional[int] = typer.Option(None, "--every", help="Use only labels of frames whose index is a multiple "
                                         "of this (e.g. 10 when label folders hold evaluation labels too)."),
-    synthetic: int = typer.Option(0, "--synthetic", help="Also train on this many synthetic clips (autolabel.synth)."),
+    synthetic: int = typer.Option(0, "--synthetic", help="Also train on this many synthetic clips (autolabel.tools.synth)."),
     out: Path = typer.Option(Path("refiner.pt"), "--out", "-o", help="Weights to write (+ OUT.ckpt to resume)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (fine-tuning)."),
     epochs: int = typer.Option(4000, "--steps", "--epochs", help="Optimisation steps (one random crop each)."),
@@ -266,7 +201,7 @@ def train(
     balance: float = typer.Option(0.0, "--balance", help="Class balancing exponent of the loss (0 = plain NLL)."),
 ) -> None:
     """Train or fine-tune the refiner by cycle consistency on your own clips and keyframes."""
-    from .train import gather_clips, train as train_refiner  # imports torch: only when training
+    from ..tools.train import gather_clips, train as train_refiner  # imports torch: only when training
 
     try:
         loaded = gather_clips(video, keyframes, clips, every, synthetic, seed)
@@ -279,6 +214,3 @@ def train(
     except (InputError, ValueError) as error:
         fail(error)
     console.print(f"wrote {out} after {summary['steps']} steps in {summary['seconds']:.0f}s", highlight=False)
-
-
-from . import batch  # noqa: E402,F401  registers `autolabel batch`; last, because batch.py imports this module's options

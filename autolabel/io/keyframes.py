@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..core.pipeline import ClassSet
+from ..errors import InputError
 from .frames import natural_key
 from .labels import LabelFormat, detect_format, read_label
-from .pipeline import ClassSet
 
 
 @dataclass

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from ..io.output import run_clip
+from ..progress import Reporter, console, tables
 from .evaluate import evaluate, report_table
 from .preview import contact_sheet, heat, overlay
-from .progress import Reporter, console, tables
-from .run import run_clip
 from .synth import make_clip, write_clip
 
 
@@ -43,7 +43,7 @@ def run_demo(out: Path, keyframe_every: int = 10, overwrite: bool = False, n_fra
 
 
 def _preview(clip, out: Path, keyframe_every: int) -> Path:
-    from .labels import detect_format, read_label
+    from ..io.labels import detect_format, read_label
     from .evaluate import read_confidence
 
     labels_dir, confidence_dir = out / "result" / "labels", out / "result" / "confidence"

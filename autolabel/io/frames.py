@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from ..errors import InputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}

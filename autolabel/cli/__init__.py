@@ -1,0 +1,6 @@
+"""The `autolabel` command line: `app` (typer). main.py holds propagate, evaluate, demo, bench
+and train; batch.py the batch command; options.py what they share."""
+from .main import app
+from . import batch  # noqa: E402,F401  registers `autolabel batch` on app
+
+__all__ = ["app"]

@@ -1,0 +1,128 @@
+"""Resume and crash safety for `autolabel batch`: a clip's inputs, its fingerprint, and sealing.
+
+A clip's results are complete only when its manifest carries the fingerprint of the
+inputs and settings that made them. `run_clip` writes the manifest last; the batch then
+rewrites it atomically with the fingerprint added. `--resume` skips exactly the clips
+whose manifest carries the fingerprint the clip has now and redoes the rest (run_clip
+stages its work and swaps it in), so a batch killed at any moment and resumed ends with
+the outputs of an uninterrupted run.
+
+The fingerprint covers every input file's name, size and mtime_ns rather than its
+content: resuming then costs one stat per file instead of reading the whole dataset
+again, and any ordinary change to a file (rewrite, re-export, edit) changes its mtime.
+A copy that drops mtimes only costs a redo, never a wrong skip.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..core.pipeline import Settings
+from ..errors import InputError
+from ..io.frames import FrameSource, natural_key
+from ..io.keyframes import find_keyframes
+from ..io.output import RESULT_NAMES
+from .layouts import ClipJob
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Everything a clip's run depends on besides its inputs; sent to every worker."""
+    settings: Settings = field(default_factory=Settings)
+    label_format: str | None = None
+    ignore_index: int | None = 255
+    keyframe_every: int | None = None    # use only labels at frame indices divisible by this
+    flow_cache: Path | None = None
+    overwrite: bool = False              # replace results already there
+    resume: bool = False                 # skip complete clips, redo the rest
+
+
+# ------------------------------------------------------------------ inputs and fingerprint
+
+
+def frame_stems(job: ClipJob) -> list[str]:
+    """The clip's frame stems in the order run_clip will index them."""
+    if job.frame_files is not None:
+        return sorted((path.stem for path in job.frame_files), key=natural_key)
+    source = FrameSource(job.video)  # for a video file this decodes it once more, to count its frames
+    source.close()
+    return source.stems
+
+
+def keyframe_paths(job: ClipJob, every: int | None) -> dict[int, Path]:
+    """{frame index: label} of the keyframes the clip runs from, as run_clip takes them."""
+    stems = frame_stems(job)
+    if job.keyframe_files is None:
+        paths = find_keyframes(job.keyframes, stems)
+    else:
+        index_of = {stem: index for index, stem in enumerate(stems)}
+        paths = {index_of[stem]: label for stem, label in job.keyframe_files}
+    if every is not None:
+        paths = {index: label for index, label in paths.items() if index % every == 0}
+    if not paths:
+        raise InputError(job.keyframes, "no keyframe labels for this clip" if every is None
+                         else f"no keyframe label at a frame index divisible by {every}")
+    return paths
+
+
+def input_files(job: ClipJob) -> tuple[list[Path], list[Path]]:
+    """(frame files or the video file, candidate keyframe files): what the fingerprint covers."""
+    if job.frame_files is not None:
+        frames = list(job.frame_files)
+    else:
+        frames = [job.video] if job.video.is_file() else _files_in(job.video)
+    keyframes = [label for _, label in job.keyframe_files] if job.keyframe_files is not None \
+        else _files_in(job.keyframes)
+    return frames, keyframes
+
+
+def _files_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
+
+
+def fingerprint(job: ClipJob, options: BatchOptions) -> str:
+    frames, keyframes = input_files(job)
+
+    def described(path: Path) -> list:
+        stat = path.stat()
+        return [path.name, stat.st_size, stat.st_mtime_ns]
+
+    document = {
+        "version": __version__, "settings": options.settings.as_dict(),
+        "label_format": options.label_format, "ignore_index": options.ignore_index,
+        "keyframe_every": options.keyframe_every,
+        "keyframe_stems": [stem for stem, _ in job.keyframe_files] if job.keyframe_files is not None else None,
+        "frames": [described(path) for path in frames], "keyframes": [described(path) for path in keyframes],
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------ resume and sealing
+
+
+def complete_manifest(out: Path, stamp: str) -> dict | None:
+    """The clip's manifest when its results are complete and were made from these inputs and settings."""
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("fingerprint") == stamp else None
+
+
+def seal(out: Path, manifest: dict, job: ClipJob, stamp: str) -> dict:
+    """Rewrite the manifest with the fingerprint, atomically: from now on the clip counts as complete."""
+    sealed = {**manifest, "clip": job.name, "video": str(job.video), "fingerprint": stamp}
+    temporary = out / ".manifest.json.tmp"
+    temporary.write_text(json.dumps(sealed, indent=1) + "\n")
+    os.replace(temporary, out / "manifest.json")
+    return sealed
+
+
+def holds_results(out: Path) -> bool:
+    return any((out / name).exists() for name in RESULT_NAMES)
