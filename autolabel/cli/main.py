@@ -141,9 +141,12 @@ def bench(
     long_clip: Optional[str] = typer.Option(None, "--long-clip", metavar="NxWxH",
                                             help="Instead of CLIPS, measure peak memory and speed on a generated "
                                                  "clip of N frames of WxH (e.g. 2000x1920x1080); nothing is written."),
+    classes: int = typer.Option(19, "--classes", min=1, max=256,
+                                help="With --long-clip: classes in the generated clip, all in every keyframe at 1080p."),
 ) -> None:
-    """Quality and speed on densely labeled clips: score, calibration, time per stage, frames per
-    second, peak memory, and total time as a ratio to the optical flow alone (same run)."""
+    """Quality and speed on densely labeled clips: score, calibration, frames per second, peak
+    memory, and the wall time of the `autolabel propagate` command as a ratio to the optical flow
+    alone (a plain loop: decode, both flows per pair; same run)."""
     from ..tools.bench import bench_clip, bench_long_clip, expand_clips, results_table
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
@@ -160,7 +163,7 @@ def bench(
         fail(error)
     if long_clip:
         with Reporter("frames") as reporter:
-            result = bench_long_clip(n_frames, width, height, keyframe_every, settings, refiner,
+            result = bench_long_clip(n_frames, width, height, keyframe_every, classes, settings, refiner,
                                      on_frame=reporter.frames)
         typer.echo(json.dumps(result))
         return

@@ -75,10 +75,7 @@ class FlowEstimator:
             raise ValueError("flow scale must be in (0, 1]")
         self.backend, self.preset, self.scale = backend, preset, scale
         self.cache = cache  # a FlowCache, or None
-        # One backend object per direction: the two directions run on two threads.
-        self._flow_forward = BACKENDS[backend](preset)
-        self._flow_backward = BACKENDS[backend](preset)
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="flow")
+        self._flow = BACKENDS[backend](preset)
 
     @property
     def key(self) -> str:
@@ -94,9 +91,9 @@ class FlowEstimator:
             cached = self.cache.load(gray_a, gray_b, self.key)
             if cached is not None:
                 return cached
-        # OpenCV releases the GIL: the two directions use two cores.
-        backward = self._pool.submit(self._flow_backward, gray_b, gray_a)
-        flows = (self._flow_forward(gray_a, gray_b).astype(np.float16), backward.result().astype(np.float16))
+        # One direction after the other, each on the backend's own threads: on 2 cores faster than
+        # the two directions on two threads (README, "What it costs").
+        flows = (self._flow(gray_a, gray_b).astype(np.float16), self._flow(gray_b, gray_a).astype(np.float16))
         if self.cache is not None:
             self.cache.save(gray_a, gray_b, self.key, *flows)
         return flows
@@ -106,20 +103,21 @@ class FlowEstimator:
         return tuple(upscale_flow(flow.astype(np.float32), width, height) for flow in self.pair_small(gray_a, gray_b))
 
 
-# Flow runs ahead of the pipeline by as many pairs as fit in this many bytes (4 to 32
-# pairs): enough to keep both cores busy through a segment's backward pass.
-LOOKAHEAD_BYTES = 512 * 2**20
-LOOKAHEAD_PAIRS = (4, 32)
+# Flow runs ahead of the pipeline by as many pairs as fit in the bytes the caller leaves it
+# (at least 2, at most 32 pairs): enough to keep both cores busy through a segment's backward pass.
+LOOKAHEAD_PAIRS = (2, 32)
 
 
 def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimator: FlowEstimator,
-               timer=None) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+               timer=None, room: Callable[[], int] = lambda: 256 * 2**20,
+               ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(t, frame t, frame t+1, flow t->t+1, flow t+1->t) for each t of `starts` (ascending).
 
     A helper thread reads frames and computes flow ahead of the caller, so flow keeps
     both cores busy while the caller warps, fuses and writes.
     Consecutive pairs share their middle frame, which is read once.
-    `timer(stage)` (a StageTimer) gets the time of reading and of flow.
+    `timer(stage)` (a StageTimer) gets the time of reading and of flow; `room()` says how many
+    bytes the pairs computed ahead may take now.
     """
     def timed(stage):
         return timer(stage) if timer is not None else nullcontext()
@@ -145,14 +143,14 @@ def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimat
 
     pending: deque = deque()
     starts = iter(starts)
-    lookahead = 4
+    lookahead = LOOKAHEAD_PAIRS[0]
     with ThreadPoolExecutor(1, thread_name_prefix="flow-pairs") as helper:  # one thread: jobs run in order
         for t in itertools.islice(starts, lookahead):
             pending.append(helper.submit(job, t))
         while pending:
             pair = pending.popleft().result()
             fewest, most = LOOKAHEAD_PAIRS
-            lookahead = min(most, max(fewest, LOOKAHEAD_BYTES // sum(array.nbytes for array in pair[2:])))
+            lookahead = min(most, max(fewest, room() // sum(array.nbytes for array in pair[1:])))
             for t_next in itertools.islice(starts, lookahead - len(pending)):
                 pending.append(helper.submit(job, t_next))
             yield pair

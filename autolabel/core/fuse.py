@@ -4,59 +4,153 @@ Each side brings soft label probabilities and a per-pixel reliability (how much
 of the way from its keyframe the warp stayed trustworthy). Weighting by
 reliability lets the side that saw a region keep it where the other side's warp
 ran through an occlusion; distance only breaks ties where neither is reliable.
+
+In the pipeline a side is carried as byte probabilities (x255, HxWxC uint8), and the
+left keyframe's side waits for the right one's as `TopChannels`: its two most likely
+channels per pixel. That is all fusion needs: the fused winner is one of those two or
+the right side's own winner, so no HxWxC float array is ever built unless a refiner
+asks for the fused probabilities.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 # Weight of plain distance weighting, so pixels unreliable from both sides still
 # get the nearer keyframe's label.
 DISTANCE_WEIGHT = 1e-3
+KEPT = 2  # channels per pixel a waiting side keeps
 
 
 @dataclass
 class Side:
-    """One keyframe's propagation arriving at a frame."""
+    """One keyframe's propagation arriving at a frame, as float probabilities (training samples)."""
     probs: np.ndarray        # HxWxC float32, sums to 1 over C
     reliability: np.ndarray  # HxW float32 in [0, 1]
     distance: int            # frames from its keyframe
-    photo_error: np.ndarray | None = None  # HxW: |carried keyframe image - frame|, when refining
+    photo_error: np.ndarray | None = None  # HxW: |carried keyframe image - frame| (tools/cycles.py)
 
 
-def weight_of_first(first: Side, second: Side, by_reliability: bool = True) -> np.ndarray:
+def share_of_first(first_reliability, second_reliability, first_distance: int, second_distance: int,
+                   by_reliability: bool = True) -> np.ndarray:
     """Per-pixel share in [0, 1] of the first side; `by_reliability=False` is distance alone."""
-    near_first = second.distance / (first.distance + second.distance)
+    near_first = second_distance / (first_distance + second_distance)
     if not by_reliability:
-        return np.full(first.reliability.shape, near_first, np.float32)
-    w_first = first.reliability + DISTANCE_WEIGHT * near_first
-    w_second = second.reliability + DISTANCE_WEIGHT * (1 - near_first)
-    return w_first / (w_first + w_second)
+        return np.full(np.shape(first_reliability), near_first, np.float32)
+    w_first = np.add(first_reliability, DISTANCE_WEIGHT * near_first, dtype=np.float32)
+    w_second = np.add(second_reliability, DISTANCE_WEIGHT * (1 - near_first), dtype=np.float32)
+    w_second += w_first
+    w_first /= w_second
+    return w_first
 
 
 def fuse(first: Side, second: Side | None = None, *, by_reliability: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(probs, reliability) at the frame from one or two sides."""
     if second is None:
         return first.probs, first.reliability
-    share = weight_of_first(first, second, by_reliability)
+    share = share_of_first(first.reliability, second.reliability, first.distance, second.distance, by_reliability)
     # first * share + second * (1 - share), in two passes over the C channels
     probs = first.probs - second.probs
     probs *= share[..., None]
     probs += second.probs
-    # Either side being trustworthy is enough for the fused label to be.
-    reliability = 1.0 - (1.0 - first.reliability) * (1.0 - second.reliability)
-    return probs, reliability
+    return probs, either_reliable(first.reliability, second.reliability)
 
 
 def fuse_photo_error(first: Side, second: Side | None = None, *, by_reliability: bool = True) -> np.ndarray:
     """Photometric error of the two sides, weighted as their labels are (for training samples)."""
     if second is None:
         return first.photo_error
-    share = weight_of_first(first, second, by_reliability)
+    share = share_of_first(first.reliability, second.reliability, first.distance, second.distance, by_reliability)
     return second.photo_error + share * (first.photo_error - second.photo_error)
 
 
-def label_and_confidence(probs: np.ndarray, reliability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Winning channel per pixel and the probability that it is right."""
-    return probs.argmax(axis=2), probs.max(axis=2)
+def either_reliable(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Either side being trustworthy is enough for the fused label to be."""
+    return 1.0 - (1.0 - first.astype(np.float32)) * (1.0 - second)
+
+
+@lru_cache(maxsize=4)
+def _row_starts(pixels: int, channels: int) -> np.ndarray:
+    return np.arange(0, pixels * channels, channels, dtype=np.intp)
+
+
+def _at(probs: np.ndarray, channels) -> np.ndarray:
+    """probs[y, x, channels[y, x]] for HxWxC `probs`, flat (channels: flat array or one channel)."""
+    pixels = probs.shape[0] * probs.shape[1]
+    return probs.reshape(-1)[_row_starts(pixels, probs.shape[2]) + channels]
+
+
+@dataclass
+class TopChannels:
+    """A side waiting for the other one, compactly: its KEPT most likely channels per pixel and
+    their byte probabilities, reliability as float16."""
+    channels: np.ndarray | None  # HxWxKEPT ints; None: the side has at most KEPT channels, all kept in order
+    probs: np.ndarray            # HxWxKEPT uint8 (x255)
+    reliability: np.ndarray      # HxW float16
+    distance: int
+
+    @classmethod
+    def of(cls, probs: np.ndarray, reliability: np.ndarray, distance: int) -> "TopChannels":
+        """From HxWxC byte probabilities (left as they were)."""
+        kept = reliability.astype(np.float16)
+        height, width, n = probs.shape
+        if n <= KEPT:
+            return cls(None, probs.copy(), kept, distance)
+        flat, starts = probs.reshape(-1), _row_starts(height * width, n)
+        first = probs.argmax(axis=2).reshape(-1)
+        p_first = flat[starts + first]
+        flat[starts + first] = 0             # hide the winner to find the runner-up; put back below
+        second = probs.argmax(axis=2).reshape(-1)
+        p_second = flat[starts + second]
+        flat[starts + first] = p_first
+        dtype = np.min_scalar_type(n - 1)
+        channels = np.stack([first.astype(dtype), second.astype(dtype)], axis=1).reshape(height, width, KEPT)
+        return cls(channels, np.stack([p_first, p_second], axis=1).reshape(height, width, KEPT), kept, distance)
+
+    def kept(self) -> list[tuple[np.ndarray | int, np.ndarray]]:
+        """(channel, byte probability) per kept slot, flat."""
+        return [(k if self.channels is None else self.channels[..., k].reshape(-1).astype(np.intp),
+                 self.probs[..., k].reshape(-1)) for k in range(self.probs.shape[2])]
+
+
+def label_and_confidence(probs: np.ndarray, waiting: TopChannels | None = None, reliability=None,
+                         distance: int = 0, by_reliability: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Winning channel per pixel and the probability that it is right, from one side's HxWxC byte
+    `probs` (with its `reliability` and `distance`), fused with the `waiting` side when there is one."""
+    height, width = probs.shape[:2]
+    label = probs.argmax(axis=2).reshape(-1)
+    value = _at(probs, label).astype(np.float32)
+    if waiting is not None:
+        share = share_of_first(waiting.reliability, reliability, waiting.distance, distance,
+                               by_reliability).reshape(-1)
+        rest = 1 - share
+        value *= rest
+        kept = waiting.kept()
+        for channel, p in kept:
+            value += share * np.where(channel == label, p, 0)
+        for channel, p in kept:
+            candidate = share * p
+            candidate += rest * _at(probs, channel)
+            better = (candidate > value) | ((candidate == value) & (channel < label))  # ties: lowest channel
+            label = np.where(better, channel, label)
+            value = np.where(better, candidate, value)
+    np.minimum(value, 255, out=value)  # share + rest may round above 1
+    value /= 255
+    return label.reshape(height, width), value.reshape(height, width)
+
+
+def fused_probs(probs: np.ndarray, reliability: np.ndarray, distance: int = 0, waiting: TopChannels | None = None,
+                by_reliability: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(HxWxC float32 probabilities, HxW reliability) of one side's byte `probs`, fused with the
+    `waiting` side when there is one: what a refiner works on."""
+    if waiting is None:
+        return np.divide(probs, np.float32(255), dtype=np.float32), reliability.copy()
+    share = share_of_first(waiting.reliability, reliability, waiting.distance, distance, by_reliability)
+    fused = np.multiply(probs, ((1 - share) / 255)[..., None], dtype=np.float32)
+    flat, starts = fused.reshape(-1), _row_starts(share.size, probs.shape[2])
+    share = share.reshape(-1) / 255
+    for channel, p in waiting.kept():
+        flat[starts + channel] += share * p
+    return fused, either_reliable(waiting.reliability, reliability)

@@ -1,26 +1,34 @@
-"""The pipeline: read frames -> flow -> warp -> (refine) -> fuse -> labels + confidence.
+"""The pipeline: read frames -> flow -> warp -> fuse -> (refine) -> labels + confidence.
 
 The clip is cut at its keyframes into segments. A segment is walked twice: forward
 in time carrying the left keyframe's labels, then backward carrying the right
-keyframe's labels and fusing the two. Only one segment is ever held in memory (its
-pull maps and forward results, compactly), so memory depends on the keyframe spacing
-and frame size, never on the clip's length.
+keyframe's labels and fusing the two. A segment carries only the classes present in
+its two keyframes, as byte probabilities. Only one segment is ever held in memory (its
+pull maps and the left side's two most likely channels per pixel), so memory depends on
+the keyframe spacing, frame size and classes present, never on the clip's length.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from typing import Callable, Iterator, Mapping
 
-import cv2
 import numpy as np
 
 from . import fuse as fusion
 from .flow import FlowEstimator, flow_pairs
+from .fuse import TopChannels
 from .warp import SamplingMaps, carry, consistency, sampling_maps
+
+
+# Flow computed ahead shares this with what the current segment keeps between its passes
+# (pull maps, the waiting side, frames for the refiner): long segments of large frames leave
+# less room to compute ahead.
+MEMORY_BUDGET = 768 * 2**20
 
 
 @dataclass(frozen=True)
@@ -62,11 +70,6 @@ class ClassSet:
     def __len__(self) -> int:
         return len(self.channel_ids)
 
-    def one_hot(self, ids: np.ndarray) -> np.ndarray:
-        probs = np.zeros(ids.shape + (len(self),), np.float32)
-        np.put_along_axis(probs, self.channels(ids)[..., None], 1.0, axis=2)
-        return probs
-
     def channels(self, ids: np.ndarray) -> np.ndarray:
         channel = np.searchsorted(self.ids, ids).clip(0, len(self.ids) - 1)
         if self.ignore_index is not None:
@@ -104,7 +107,14 @@ def segments(n_frames: int, keyframes: list[int]) -> list[tuple[int, int, int | 
 
 
 class Propagator:
-    """Runs the pipeline over one clip; `run` yields a FrameResult per frame."""
+    """Runs the pipeline over one clip; `run` yields a FrameResult per frame.
+
+    `refiner`, when given, has `refine(frame, probs, reliability) -> (probs, confidence)`
+    (HxWx3 uint8 frame, HxWxC float32 fused probabilities over the segment's channels, HxW
+    fused reliability) and optionally `learn(frame, probs, reliability, target)`: once per
+    segment with two keyframes, the left keyframe carried all the way to the right one, whose
+    true label (channel indices) is the target.
+    """
 
     def __init__(self, source, keyframe_label: Callable[[int], np.ndarray], keyframes: list[int],
                  classes: ClassSet, settings: Settings = Settings(), refiner=None, flow_cache=None):
@@ -115,20 +125,16 @@ class Propagator:
         self.refiner = refiner
         self.flow = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale, flow_cache)
         self.timer = StageTimer()
+        self._held: list[dict] = []  # what the current segment keeps between its two passes
 
     def _trust(self, flow_pull, flow_push, maps):
         with self.timer("warp"):
             return consistency(flow_pull, flow_push, maps)
 
-    def _carry(self, side: "_Carried", flow_pull, trust, maps) -> None:
+    def _step(self, side: "_Carried", trust, maps) -> None:
         with self.timer("warp"):
-            side.probs, side.reliability, side.image = carry(
-                side.probs, side.reliability, flow_pull, trust, self.settings.decay, side.image, maps)
-
-    def _start(self, index: int, frame: np.ndarray) -> "_Carried":
-        label = self.keyframe_label(index)
-        image = frame.astype(np.float32) * (1 / 255) if self.refiner is not None else None
-        return _Carried(self.classes.one_hot(label), np.ones(label.shape, np.float32), image)
+            side.probs, side.reliability, _ = carry(side.probs, side.reliability, None, trust,
+                                                    self.settings.decay, maps=maps)
 
     def run(self) -> Iterator[FrameResult]:
         for index in self.keyframes:
@@ -139,91 +145,106 @@ class Propagator:
         # One stream of flow pairs for the whole clip: the next segment's flow is computed
         # while this segment's backward pass runs.
         pairs = flow_pairs(self.source.read, (t for start, end, _, _ in spans for t in range(start, end)),
-                           self.flow, self.timer)
+                           self.flow, self.timer, room=lambda: MEMORY_BUDGET - _nbytes(self._held))
         for start, end, left, right in spans:
             yield from self._segment(start, end, left, right, itertools.islice(pairs, end - start))
 
+    def _channels(self, keys: list[int]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """The ClassSet channels present in the segment's keyframes (all it carries), and each
+        keyframe's label as indices into them."""
+        labels = {k: self.classes.channels(self.keyframe_label(k)) for k in keys}
+        present = np.flatnonzero(sum(np.bincount(c.ravel(), minlength=len(self.classes)) for c in labels.values()))
+        local = np.zeros(len(self.classes), np.min_scalar_type(len(present) - 1))
+        local[present] = np.arange(len(present))
+        return present, {k: local[c] for k, c in labels.items()}
+
     def _segment(self, start, end, left, right, pairs) -> Iterator[FrameResult]:
+        present, keyframe_channels = self._channels([k for k in (left, right) if k is not None])
+        start_side = lambda k: _Carried.of(keyframe_channels[k], len(present))  # noqa: E731
+        result = functools.partial(self._result, present, tuple(k for k in (left, right) if k is not None))
         refining = self.refiner is not None
+        learning = refining and left is not None and right is not None and hasattr(self.refiner, "learn")
         # Pass 1, forward in time: flow for every pair, the left keyframe carried along.
-        ahead: dict[int, _Stored] = {}                             # left side's result per frame
+        waiting: dict[int, TopChannels] = {}                       # left side's result per frame
         pulls: dict[int, tuple[SamplingMaps, np.ndarray]] = {}     # t -> (pull along flow t->t+1, trust at t)
-        frames: dict[int, np.ndarray] = {}
+        frames: dict[int, np.ndarray] = {}                         # when refining: frames of pass 2
+        self._held = [waiting, pulls, frames]
         side = None
         for t, frame, frame_next, flow_forward, flow_backward in pairs:
-            if refining:
-                frames[t], frames[t + 1] = frame, frame_next
             if right is not None:
-                maps = sampling_maps(flow_forward)
+                with self.timer("warp"):
+                    maps = sampling_maps(flow_forward)
                 # Kept as ready remap maps: pass 2 then needs no conversions, only the remaps.
                 pulls[t] = (SamplingMaps(maps.map_xy, maps.map_frac, None),
-                            self._trust(flow_forward, flow_backward, maps))
-            if left is not None and t + 1 != right:
-                side = side or self._start(left, frame)
+                            self._trust(flow_forward, flow_backward, maps).astype(np.float16))
+                if refining and t != left:
+                    frames[t] = frame
+            if left is None or (t + 1 == right and not learning):
+                continue
+            side = side or start_side(left)
+            with self.timer("warp"):
                 maps = sampling_maps(flow_backward)
-                self._carry(side, flow_backward, self._trust(flow_backward, flow_forward, maps), maps)
-                ahead[t + 1] = _Stored.of(_arrive(side, t + 1 - left, frame_next if refining else None))
+            self._step(side, self._trust(flow_backward, flow_forward, maps), maps)
+            if t + 1 == right:
+                with self.timer("refine"):
+                    self.refiner.learn(frame_next, *fusion.fused_probs(side.probs, side.reliability),
+                                       keyframe_channels[right].astype(np.int64))
+            elif right is None:
+                yield result(t + 1, side, t + 1 - left, None, frame_next)
+            else:
+                with self.timer("fuse"):
+                    waiting[t + 1] = TopChannels.of(side.probs, side.reliability, t + 1 - left)
+        if right is None:
+            return
 
         # Pass 2, backward in time: the right keyframe carried along and fused.
-        by_reliability = self.settings.fusion == "reliability"
-        sources = tuple(k for k in (left, right) if k is not None)
-        first, last = (start + 1 if left is not None else start), (end - 1 if right is not None else end)
         side = None
-        for t in range(last, first - 1, -1):
-            arrivals = []
-            if left is not None:
-                arrivals.append(ahead.pop(t).restore())
-            if right is not None:
-                maps, trust = pulls.pop(t)
-                side = side or self._start(right, frames.get(right))
-                self._carry(side, None, trust, maps)
-                arrivals.append(_arrive(side, right - t, frames.get(t)))
-            if refining:
-                # Each side is refined before fusing: measured better than refining the fused
-                # labels (models/MODEL_CARD.md), since fusion still weighs the repaired sides.
-                with self.timer("refine"):
-                    refined = self.refiner.refine_sides(
-                        frames.pop(t), [(a.probs, a.reliability, a.photo_error, a.distance) for a in arrivals])
-                    arrivals = [fusion.Side(probs, a.reliability, a.distance)
-                                for (probs, _), a in zip(refined, arrivals)]
+        for t in range(end - 1, (start + 1 if left is not None else start) - 1, -1):
+            maps, trust = pulls.pop(t)
+            side = side or start_side(right)
+            self._step(side, trust, maps)
+            yield result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None))
+
+    def _result(self, present, sources, t, side: "_Carried", distance: int, waiting: TopChannels | None,
+                frame) -> FrameResult:
+        """The frame's label and confidence from the carried side, fused with the waiting one."""
+        by_reliability = self.settings.fusion == "reliability"
+        if self.refiner is None:
             with self.timer("fuse"):
-                fused, reliability = fusion.fuse(*arrivals, by_reliability=by_reliability)
-                channels, confidence = fusion.label_and_confidence(fused, reliability)
-            yield FrameResult(t, channels, confidence, sources)
+                channels, confidence = fusion.label_and_confidence(side.probs, waiting, side.reliability, distance,
+                                                                   by_reliability)
+        else:
+            with self.timer("fuse"):
+                probs, reliability = fusion.fused_probs(side.probs, side.reliability, distance, waiting,
+                                                        by_reliability)
+            with self.timer("refine"):
+                probs, confidence = self.refiner.refine(frame, probs, reliability)
+                channels = probs.argmax(axis=2)
+        return FrameResult(t, present[channels], confidence, sources)
+
+
+def _nbytes(held) -> int:
+    """Bytes of the arrays in (nested tuples, lists, dicts and dataclasses of) `held`."""
+    if isinstance(held, np.ndarray):
+        return held.nbytes
+    if isinstance(held, dict):
+        held = list(held.values())
+    elif is_dataclass(held):
+        held = [getattr(held, field.name) for field in fields(held)]
+    return sum(map(_nbytes, held)) if isinstance(held, (list, tuple)) else 0
 
 
 @dataclass
 class _Carried:
-    """A keyframe's labels (and image, when refining) on their way through a segment."""
+    """A keyframe's labels on their way through a segment: byte probabilities over the
+    segment's channels (x255, HxWxC uint8) and float32 reliability."""
     probs: np.ndarray
     reliability: np.ndarray
-    image: np.ndarray | None
-
-
-def _arrive(carried: _Carried, distance: int, frame: np.ndarray | None) -> fusion.Side:
-    """The carried side as it arrives at a frame; with the frame, how well its image matches."""
-    photo_error = None
-    if frame is not None:
-        photo_error = np.abs(carried.image - frame.astype(np.float32) * (1 / 255)).mean(axis=2)
-    return fusion.Side(carried.probs, carried.reliability, distance, photo_error)
-
-
-@dataclass
-class _Stored:
-    """A Side kept between the two passes, compactly: probabilities as bytes (reliability stays
-    float32: fusion compares small reliabilities of the two sides)."""
-    probs: np.ndarray
-    reliability: np.ndarray
-    distance: int
-    photo_error: np.ndarray | None
 
     @classmethod
-    def of(cls, side: fusion.Side) -> "_Stored":
-        return cls(cv2.convertScaleAbs(side.probs, alpha=255), side.reliability, side.distance, side.photo_error)
-
-    def restore(self) -> fusion.Side:
-        probs = np.multiply(self.probs, np.float32(1 / 255), dtype=np.float32)
-        return fusion.Side(probs, self.reliability, self.distance, self.photo_error)
+    def of(cls, channels: np.ndarray, n_channels: int) -> "_Carried":
+        one_hot = np.equal(channels[..., None], np.arange(n_channels, dtype=channels.dtype))
+        return cls(one_hot.view(np.uint8) * np.uint8(255), np.ones(channels.shape, np.float32))
 
 
 def propagate(frames, keyframes: Mapping[int, np.ndarray], *, ignore_index: int | None = 255,

@@ -186,6 +186,11 @@ class Refiner:
         """One propagation (e.g. the fused one) -> (refined probs HxWxC, confidence HxW)."""
         return self.refine_sides(frame, [(probs, reliability, photo_error, distance)])[0]
 
+    def refine(self, frame, probs, reliability):
+        """The pipeline's interface: fused probabilities at a frame -> (refined probs, confidence).
+        Interim, until refiner v2: the net sees no photometric error and distance 0."""
+        return self(frame, probs, reliability, None, 0)
+
     @torch.inference_mode()
     def refine_sides(self, frame, sides):
         """Several propagations arriving at the same frame, refined in one batched pass:

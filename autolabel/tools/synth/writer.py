@@ -53,24 +53,35 @@ def _label_image(label: np.ndarray, label_format: str) -> Image.Image:
 class LongClip:
     """A clip of any length and size, rendered on demand (FrameSource interface).
 
-    For memory benchmarks: a camera pans over a textured canvas holding a few
-    labeled blobs, so frames need no storage and labels are exact.
+    For memory benchmarks: a camera pans over a textured canvas holding labeled blobs of
+    `n_classes` classes (0 is the background) on a grid that repeats within any frame-sized
+    window, so that every frame shows every class when the frame holds enough grid cells
+    (at 1920x1080, up to 19 classes). Frames need no storage and labels are exact.
     """
 
     def __init__(self, n_frames: int, height: int = 1080, width: int = 1920, seed: int = 0,
-                 step: tuple[int, int] = (3, 1)):
+                 step: tuple[int, int] = (3, 1), n_classes: int = 4):
+        if not 1 <= n_classes <= 256:
+            raise ValueError("a long clip has 1 to 256 classes")
         rng = np.random.default_rng(seed)
         self.n_frames, self.height, self.width, self.step = n_frames, height, width, step
-        pad = 2 * max(height, width)
+        pad = max(height, width) // 2
         canvas_shape = (height + pad, width + pad)
-        self._canvas = np.clip(
-            128 + 40 * np.dstack([_fractal_noise(rng, canvas_shape, 24) for _ in range(3)]), 0, 255
-        ).astype(np.uint8)
+        self._canvas = np.empty(canvas_shape + (3,), np.uint8)
+        for channel in range(3):  # one channel at a time: the float noise is 4x the canvas
+            noise = _fractal_noise(rng, canvas_shape, 24)
+            noise *= 40
+            noise += 128
+            np.clip(noise, 0, 255, out=self._canvas[..., channel], casting="unsafe")
         self._labels = np.zeros(canvas_shape, np.uint8)
-        for object_id in range(1, 4):
-            center = (int(rng.integers(0, canvas_shape[1])), int(rng.integers(0, canvas_shape[0])))
-            axes = (int(rng.integers(height // 8, height // 3)), int(rng.integers(height // 8, height // 3)))
-            cv2.ellipse(self._labels, center, axes, 0, 0, 360, object_id, -1)
+        cell = max(8, min(height, width) // 4)
+        columns = max(1, width // cell - 1)  # whole cells across any window
+        for row in range(canvas_shape[0] // cell):
+            for column in range(canvas_shape[1] // cell):
+                class_id = 1 + (row * columns + column) % (n_classes - 1) if n_classes > 1 else 0
+                center = (column * cell + cell // 2, row * cell + cell // 2)
+                axes = tuple(int(a) for a in rng.integers(cell // 5, cell // 2, 2))
+                cv2.ellipse(self._labels, center, axes, 0, 0, 360, class_id, -1)
         self.stems = [f"{i:06d}" for i in range(n_frames)]
 
     def __len__(self) -> int:
