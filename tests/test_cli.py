@@ -196,3 +196,25 @@ def test_failed_run_leaves_existing_results_alone(small_clip, tmp_path):
 def test_help_answers_questions():
     code, output = run_cli("propagate", "--help")
     assert code == 0 and "--flow-scale" in output and "--overwrite" in output and "confidence" in output
+
+
+def test_bench_times_the_propagate_command_against_the_plain_flow_loop(small_clip):
+    code, output = run_cli("bench", small_clip, "-K", "5", "--json")
+    assert code == 0, output
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result["frames"] == 16 and result["metric"] == "J" and result["score"] > 20
+    # the command's wall time includes start-up and writing: never below the flow it computes
+    assert result["total_s"] > result["flow_alone_s"] > 0 and result["peak_memory_mb"] > 0
+    assert result["ratio_to_flow"] == pytest.approx(result["total_s"] / result["flow_alone_s"], rel=0.05)
+    assert {"flow", "warp", "fuse", "write"} <= set(result["stages_s"])
+
+
+def test_bench_long_clip_has_every_class_in_every_keyframe():
+    code, output = run_cli("bench", "--long-clip", "12x160x120", "-K", "5", "--classes", "5")
+    assert code == 0, output
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result["classes"] == 5 and result["frames"] == 12 and result["pixel_accuracy"] > 90
+    from autolabel.tools.synth import LongClip
+
+    clip = LongClip(12, 120, 160, n_classes=5)
+    assert all(len(np.unique(clip.label(i))) == 5 for i in (0, 5, 10))

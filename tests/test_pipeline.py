@@ -113,3 +113,76 @@ def test_bad_settings_are_rejected():
     clip = make_clip(n_frames=4, height=32, width=48, seed=8)
     with pytest.raises(ValueError):
         propagate(clip.frames, {0: clip.labels[0]}, settings=Settings(flow="nope"))
+
+
+def test_fusing_a_waiting_top2_side_picks_the_argmax_of_the_dense_fusion():
+    from autolabel.core import fuse
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 7):
+        left, right = (rng.dirichlet(np.full(n, 0.3), (40, 50)) for _ in range(2))
+        left, right = (np.rint(p * 255).astype(np.uint8) for p in (left, right))
+        rel_left, rel_right = (rng.random((40, 50)).astype(np.float32) for _ in range(2))
+        waiting = fuse.TopChannels.of(left, rel_left, 3)
+        pure = rng.random((40, 50)) < 0.5  # some pixels certain, as inside propagated regions
+        right[pure] = 255 * np.eye(n, dtype=np.uint8)[rng.integers(n, size=pure.sum())]
+        hint = rng.integers(n, size=40 * 50)  # a right or wrong guess of the winner changes nothing
+        assert np.array_equal(fuse._argmax(right, hint)[0], right.argmax(axis=2).ravel())
+        labels, confidence = fuse.label_and_confidence(right, waiting, rel_right, 5)
+        dense, _ = fuse.fused_probs(right, rel_right, 5, waiting)
+        np.testing.assert_allclose(confidence, dense.max(axis=2), atol=1e-6)
+        assert (labels == dense.argmax(axis=2)).mean() > 0.999
+        if n <= fuse.KEPT:  # nothing dropped: the same as fusing the full sides
+            share = fuse.share_of_first(rel_left.astype(np.float16), rel_right, 3, 5)[..., None]  # kept as float16
+            full = (share * left + (1 - share) * right) / 255
+            np.testing.assert_allclose(dense, full, atol=1e-5)
+
+
+def test_classes_absent_from_a_segment_change_nothing():
+    clip = make_clip(n_frames=12, height=64, width=96, n_objects=2, seed=9)
+    keyframes = {0: clip.labels[0], 11: clip.labels[11]}
+    source, label = ArrayFrames(clip.frames), lambda i: keyframes[i]
+    seen = ClassSet.from_labels(keyframes.values(), None)
+    more = ClassSet(list(seen.ids) + [90, 91, 200], None)
+    runs = [list(Propagator(source, label, list(keyframes), classes).run()) for classes in (seen, more)]
+    for a, b in zip(*runs):
+        assert np.array_equal(seen.to_ids(a.channels), more.to_ids(b.channels))
+        assert np.array_equal(a.confidence, b.confidence)
+
+
+class RecordingRefiner:
+    """Refines nothing; records what the pipeline hands it."""
+
+    def __init__(self, learns: bool):
+        self.refined, self.learned = [], []
+        if learns:
+            self.learn = lambda frame, probs, reliability, target: self.learned.append(
+                (frame, probs, reliability, target))
+
+    def refine(self, frame, probs, reliability):
+        self.refined.append((frame, probs.shape, reliability.shape))
+        return probs, probs.max(axis=2)
+
+
+@pytest.mark.parametrize("learns", [True, False])
+def test_refiner_sees_fused_labels_and_learns_once_per_two_keyframe_segment(learns):
+    clip = make_clip(n_frames=16, height=64, width=96, n_objects=2, seed=10, motion="translate")
+    keyframes = {2: clip.labels[2], 8: clip.labels[8], 13: clip.labels[13]}
+    refiner = RecordingRefiner(learns)
+    labels, _ = propagate(clip.frames, keyframes, ignore_index=None, refiner=refiner)
+    geometry, _ = propagate(clip.frames, keyframes, ignore_index=None)
+    assert all(np.array_equal(a, b) for a, b in zip(labels, geometry))  # refines nothing: labels unchanged
+    assert len(refiner.refined) == 16 - 3
+    assert all(shape[:2] == (64, 96) and reliability == (64, 96) for _, shape, reliability in refiner.refined)
+    if not learns:
+        return
+    assert len(refiner.learned) == 2  # segments 2-8 and 8-13; not before 2 nor after 13
+    classes = ClassSet.from_labels(keyframes.values(), None)
+    for (frame, probs, reliability, target), right in zip(refiner.learned, (8, 13)):
+        assert np.array_equal(frame, clip.frames[right])
+        assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=2), 1, atol=0.05)
+        assert reliability.shape == target.shape == (64, 96) and target.max() < probs.shape[2]
+        assert (probs.argmax(axis=2) == target).mean() > 0.9  # carried from the left keyframe, all the way
+        present = np.unique(classes.channels(np.concatenate([keyframes[right - (8 - 2 if right == 8 else 13 - 8)],
+                                                             keyframes[right]])))
+        assert np.array_equal(classes.to_ids(present[target]), keyframes[right])

@@ -82,6 +82,20 @@ def _at(probs: np.ndarray, channels) -> np.ndarray:
     return probs.reshape(-1)[_row_starts(pixels, probs.shape[2]) + channels]
 
 
+def _argmax(probs: np.ndarray, hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(channel, byte probability) of the most likely channel per pixel, flat; ties go to the
+    lowest channel, as np.argmax. `hint` is a likely channel per pixel (flat): where it holds
+    255 it is the answer (no other channel can), so only the other pixels are searched, which
+    on a propagated label are the few near boundaries."""
+    if hint is None:
+        channel = probs.argmax(axis=2).reshape(-1)
+    else:
+        channel = hint.astype(np.intp)
+        open_ = np.flatnonzero(_at(probs, channel) != 255)
+        channel[open_] = probs.reshape(-1, probs.shape[2])[open_].argmax(axis=1)
+    return channel, _at(probs, channel)
+
+
 @dataclass
 class TopChannels:
     """A side waiting for the other one, compactly: its KEPT most likely channels per pixel and
@@ -92,22 +106,27 @@ class TopChannels:
     distance: int
 
     @classmethod
-    def of(cls, probs: np.ndarray, reliability: np.ndarray, distance: int) -> "TopChannels":
-        """From HxWxC byte probabilities (left as they were)."""
+    def of(cls, probs: np.ndarray, reliability: np.ndarray, distance: int, hint=None) -> "TopChannels":
+        """From HxWxC byte probabilities; `hint` as in `_argmax` (e.g. the previous frame's first channels)."""
         kept = reliability.astype(np.float16)
         height, width, n = probs.shape
         if n <= KEPT:
             return cls(None, probs.copy(), kept, distance)
-        flat, starts = probs.reshape(-1), _row_starts(height * width, n)
-        first = probs.argmax(axis=2).reshape(-1)
-        p_first = flat[starts + first]
-        flat[starts + first] = 0             # hide the winner to find the runner-up; put back below
-        second = probs.argmax(axis=2).reshape(-1)
-        p_second = flat[starts + second]
-        flat[starts + first] = p_first
+        first, p_first = _argmax(probs, hint)
+        # The runner-up, only where the winner leaves some probability (elsewhere it is 0).
+        second, p_second = first.copy(), np.zeros_like(p_first)
+        open_ = np.flatnonzero(p_first != 255)
+        rows = probs.reshape(-1, n)[open_]
+        rows[np.arange(len(open_)), first[open_]] = 0
+        second[open_] = rows.argmax(axis=1)
+        p_second[open_] = rows[np.arange(len(open_)), second[open_]]
         dtype = np.min_scalar_type(n - 1)
         channels = np.stack([first.astype(dtype), second.astype(dtype)], axis=1).reshape(height, width, KEPT)
         return cls(channels, np.stack([p_first, p_second], axis=1).reshape(height, width, KEPT), kept, distance)
+
+    def first(self) -> np.ndarray | None:
+        """The most likely channel per pixel, flat (a hint for `_argmax`); None with all channels kept."""
+        return None if self.channels is None else self.channels[..., 0].reshape(-1)
 
     def kept(self) -> list[tuple[np.ndarray | int, np.ndarray]]:
         """(channel, byte probability) per kept slot, flat."""
@@ -116,12 +135,13 @@ class TopChannels:
 
 
 def label_and_confidence(probs: np.ndarray, waiting: TopChannels | None = None, reliability=None,
-                         distance: int = 0, by_reliability: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                         distance: int = 0, by_reliability: bool = True, hint=None) -> tuple[np.ndarray, np.ndarray]:
     """Winning channel per pixel and the probability that it is right, from one side's HxWxC byte
-    `probs` (with its `reliability` and `distance`), fused with the `waiting` side when there is one."""
+    `probs` (with its `reliability` and `distance`), fused with the `waiting` side when there is one.
+    `hint` as in `_argmax` (the waiting side's first channels serve when it has them)."""
     height, width = probs.shape[:2]
-    label = probs.argmax(axis=2).reshape(-1)
-    value = _at(probs, label).astype(np.float32)
+    label, value = _argmax(probs, waiting.first() if waiting is not None and waiting.channels is not None else hint)
+    value = value.astype(np.float32)
     if waiting is not None:
         share = share_of_first(waiting.reliability, reliability, waiting.distance, distance,
                                by_reliability).reshape(-1)

@@ -14,7 +14,7 @@ import itertools
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Callable, Iterator, Mapping
 
 import numpy as np
@@ -50,6 +50,7 @@ class FrameResult:
     confidence: np.ndarray      # HxW float32 in [0, 1]
     sources: tuple[int, ...]    # keyframe indices the label came from
     is_keyframe: bool = False
+    local: np.ndarray | None = field(default=None, repr=False)  # the winner among the segment's channels
 
 
 class ClassSet:
@@ -170,6 +171,8 @@ class Propagator:
         frames: dict[int, np.ndarray] = {}                         # when refining: frames of pass 2
         self._held = [waiting, pulls, frames]
         side = None
+        # Each frame's winners are a hint for the next one's (see fuse._argmax); the keyframe's for the first.
+        hint = keyframe_channels[left].reshape(-1) if left is not None else None
         for t, frame, frame_next, flow_forward, flow_backward in pairs:
             if right is not None:
                 with self.timer("warp"):
@@ -190,37 +193,40 @@ class Propagator:
                     self.refiner.learn(frame_next, *fusion.fused_probs(side.probs, side.reliability),
                                        keyframe_channels[right].astype(np.int64))
             elif right is None:
-                yield result(t + 1, side, t + 1 - left, None, frame_next)
+                yield (last := result(t + 1, side, t + 1 - left, None, frame_next, hint))
+                hint = last.local.reshape(-1)
             else:
                 with self.timer("fuse"):
-                    waiting[t + 1] = TopChannels.of(side.probs, side.reliability, t + 1 - left)
+                    waiting[t + 1] = TopChannels.of(side.probs, side.reliability, t + 1 - left, hint)
+                hint = waiting[t + 1].first()
         if right is None:
             return
 
         # Pass 2, backward in time: the right keyframe carried along and fused.
-        side = None
+        side, hint = None, keyframe_channels[right].reshape(-1)
         for t in range(end - 1, (start + 1 if left is not None else start) - 1, -1):
             maps, trust = pulls.pop(t)
             side = side or start_side(right)
             self._step(side, trust, maps)
-            yield result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None))
+            yield (last := result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None), hint))
+            hint = last.local.reshape(-1)
 
     def _result(self, present, sources, t, side: "_Carried", distance: int, waiting: TopChannels | None,
-                frame) -> FrameResult:
+                frame, hint) -> FrameResult:
         """The frame's label and confidence from the carried side, fused with the waiting one."""
         by_reliability = self.settings.fusion == "reliability"
         if self.refiner is None:
             with self.timer("fuse"):
-                channels, confidence = fusion.label_and_confidence(side.probs, waiting, side.reliability, distance,
-                                                                   by_reliability)
+                local, confidence = fusion.label_and_confidence(side.probs, waiting, side.reliability, distance,
+                                                                by_reliability, hint)
         else:
             with self.timer("fuse"):
                 probs, reliability = fusion.fused_probs(side.probs, side.reliability, distance, waiting,
                                                         by_reliability)
             with self.timer("refine"):
                 probs, confidence = self.refiner.refine(frame, probs, reliability)
-                channels = probs.argmax(axis=2)
-        return FrameResult(t, present[channels], confidence, sources)
+                local = probs.argmax(axis=2)
+        return FrameResult(t, present[local], confidence, sources, local=local)
 
 
 def _nbytes(held) -> int:
@@ -230,7 +236,7 @@ def _nbytes(held) -> int:
     if isinstance(held, dict):
         held = list(held.values())
     elif is_dataclass(held):
-        held = [getattr(held, field.name) for field in fields(held)]
+        held = [getattr(held, attribute.name) for attribute in fields(held)]
     return sum(map(_nbytes, held)) if isinstance(held, (list, tuple)) else 0
 
 
