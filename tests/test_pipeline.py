@@ -154,14 +154,19 @@ class RecordingRefiner:
     """Refines nothing; records what the pipeline hands it."""
 
     def __init__(self, learns: bool):
-        self.refined, self.learned = [], []
-        if learns:
-            self.learn = lambda frame, probs, reliability, target: self.learned.append(
-                (frame, probs, reliability, target))
+        self.adapt = learns
+        self.refined, self.learned, self.keyframes = [], [], []
 
-    def refine(self, frame, probs, reliability):
-        self.refined.append((frame, probs.shape, reliability.shape))
-        return probs, probs.max(axis=2)
+    def start_clip(self, keyframes, n_channels):
+        self.keyframes = [(frame, channels) for frame, channels in keyframes]
+
+    def learn(self, frame, probs, reliability, target, distance, present):
+        self.learned.append((frame, probs, reliability, target, distance))
+
+    def refine(self, frame, probs, reliability, distance, present):
+        self.refined.append((frame, probs.shape, reliability.shape, distance))
+        channels = probs.argmax(axis=2)
+        return channels, np.take_along_axis(probs, channels[..., None], axis=2)[..., 0]
 
 
 @pytest.mark.parametrize("learns", [True, False])
@@ -173,13 +178,15 @@ def test_refiner_sees_fused_labels_and_learns_once_per_two_keyframe_segment(lear
     geometry, _ = propagate(clip.frames, keyframes, ignore_index=None)
     assert all(np.array_equal(a, b) for a, b in zip(labels, geometry))  # refines nothing: labels unchanged
     assert len(refiner.refined) == 16 - 3
-    assert all(shape[:2] == (64, 96) and reliability == (64, 96) for _, shape, reliability in refiner.refined)
+    assert all(shape[:2] == (64, 96) and reliability == (64, 96) for _, shape, reliability, _ in refiner.refined)
+    assert sorted(d for *_, d in refiner.refined) == sorted([2, 1] + [1, 2, 3, 2, 1] + [1, 2, 2, 1] + [1, 2])
+    assert len(refiner.keyframes) == 3 and np.array_equal(refiner.keyframes[1][0], clip.frames[8])
     if not learns:
         return
     assert len(refiner.learned) == 2  # segments 2-8 and 8-13; not before 2 nor after 13
     classes = ClassSet.from_labels(keyframes.values(), None)
-    for (frame, probs, reliability, target), right in zip(refiner.learned, (8, 13)):
-        assert np.array_equal(frame, clip.frames[right])
+    for (frame, probs, reliability, target, distance), right in zip(refiner.learned, (8, 13)):
+        assert np.array_equal(frame, clip.frames[right]) and distance == (6 if right == 8 else 5)
         assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=2), 1, atol=0.05)
         assert reliability.shape == target.shape == (64, 96) and target.max() < probs.shape[2]
         assert (probs.argmax(axis=2) == target).mean() > 0.9  # carried from the left keyframe, all the way

@@ -11,7 +11,7 @@ import typer
 from .. import __version__
 from ..errors import InputError
 from ..progress import Reporter, console, tables
-from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
+from .options import (AdaptOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
                       LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, fail,
                       make_refiner, make_settings)
 
@@ -51,7 +51,7 @@ def propagate(
                                                     "colours found in the keyframes)."),
     refine: bool = RefineOption,
     refiner_path: Optional[Path] = RefinerOption,
-    device: str = DeviceOption,
+    adapt: bool = AdaptOption,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -64,7 +64,7 @@ def propagate(
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
     try:
-        refiner = make_refiner(refine, refiner_path, device)
+        refiner = make_refiner(refine, refiner_path, adapt)
         with Reporter("propagating", quiet) as reporter:
             manifest = run_clip(video, keyframes, out, settings=settings, refiner=refiner,
                                 label_format=label_format.value if label_format else None,
@@ -136,7 +136,7 @@ def bench(
     fusion: Fusion = FusionOption,
     refine: bool = RefineOption,
     refiner_path: Optional[Path] = RefinerOption,
-    device: str = DeviceOption,
+    adapt: bool = AdaptOption,
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON lines."),
     long_clip: Optional[str] = typer.Option(None, "--long-clip", metavar="NxWxH",
                                             help="Instead of CLIPS, measure peak memory and speed on a generated "
@@ -158,7 +158,7 @@ def bench(
     elif not clips:
         fail(InputError("bench", "give one or more CLIPS (or --long-clip NxWxH)"))
     try:
-        refiner = make_refiner(refine, refiner_path, device)
+        refiner = make_refiner(refine, refiner_path, adapt)
     except InputError as error:
         fail(error)
     if long_clip:
@@ -185,35 +185,25 @@ def bench(
 
 @app.command()
 def train(
-    video: list[Path] = typer.Option([], "--video", "-v", help="Frames folder or video file; repeat per clip."),
-    keyframes: list[Path] = typer.Option([], "--keyframes", "-k", help="Label folder for the matching --video."),
-    clips: Optional[Path] = typer.Option(None, "--clips", help="Folder of clips, each <clip>/frames + <clip>/labels."),
-    every: Optional[int] = typer.Option(None, "--every", help="Use only labels of frames whose index is a multiple "
-                                        "of this (e.g. 10 when label folders hold evaluation labels too)."),
-    synthetic: int = typer.Option(0, "--synthetic", help="Also train on this many synthetic clips (autolabel.tools.synth)."),
-    out: Path = typer.Option(Path("refiner.pt"), "--out", "-o", help="Weights to write (+ OUT.ckpt to resume)."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (fine-tuning)."),
-    epochs: int = typer.Option(4000, "--steps", "--epochs", help="Optimisation steps (one random crop each)."),
-    lr: float = typer.Option(2e-3, "--lr"),
-    crop: int = typer.Option(320, "--crop", help="Training crop side, at training size."),
-    train_size: int = typer.Option(854, "--train-size", help="Frames are downscaled to this long side."),
-    device: str = DeviceOption,
-    seed: int = typer.Option(0, "--seed"),
-    resume: bool = typer.Option(True, "--resume/--restart", help="Continue from OUT.ckpt when it exists."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
-    balance: float = typer.Option(0.0, "--balance", help="Class balancing exponent of the loss (0 = plain NLL)."),
+    clips: list[Path] = typer.Argument(..., metavar="CLIP...", help="Clips (<clip>/frames + <clip>/labels) or "
+                                       "folders of clips."),
+    out: Path = typer.Option(Path("refiner.json"), "--out", "-o", help="Weights to write."),
+    every: int = typer.Option(10, "--every", min=1, help="Use only labels of frames whose index is a multiple of "
+                              "this (10: the labels a user would have, when label folders hold evaluation labels)."),
+    flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="Keep optical flow here for reruns."),
 ) -> None:
-    """Train or fine-tune the refiner by cycle consistency on your own clips and keyframes."""
-    from ..tools.train import gather_clips, train as train_refiner  # imports torch: only when training
+    """Fit the refiner's default strengths on labeled clips: each label is propagated to the next ones
+    (every 10, 20 and 30 frames) and every candidate setting is scored against the real label."""
+    from ..datasets.flowcache import FlowCache
+    from ..tools.bench import clip_paths, expand_clips
+    from ..tools.train import train as train_refiner
 
     try:
-        loaded = gather_clips(video, keyframes, clips, every, synthetic, seed)
-        if not loaded:
-            raise ValueError("no clips: give --video/--keyframes pairs, --clips or --synthetic")
+        pairs = [clip_paths(clip) for clip in expand_clips(clips)]
         with Reporter("training") as reporter:
-            summary = train_refiner(loaded, out, init=init, steps=epochs, lr=lr, crop=crop, train_size=train_size,
-                                    seed=seed, device=device, resume=resume, threads=threads, balance=balance,
-                                    log=reporter.say, on_step=reporter.frames)
-    except (InputError, ValueError) as error:
+            summary = train_refiner(pairs, out, every, flow_cache=FlowCache(flow_cache) if flow_cache else None,
+                                    log=reporter.say)
+    except InputError as error:
         fail(error)
-    console.print(f"wrote {out} after {summary['steps']} steps in {summary['seconds']:.0f}s", highlight=False)
+    console.print(f"wrote {out}: default {summary['default']} from {summary['samples']} propagations "
+                  f"in {summary['seconds']:.0f}s", highlight=False)

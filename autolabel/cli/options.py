@@ -56,24 +56,24 @@ LabelFormatOption = typer.Option(None, "--label-format", help="Override the dete
 IgnoreIndexOption = typer.Option(255, "--ignore-index",
                                  help="Id meaning 'unlabeled' in multi-class labels; carried through, never "
                                       "a class. Binary 0/255 masks have none (255 is the object).")
-RefineOption = typer.Option(False, "--refine", help="Repair the warped labels with the refiner network "
-                            "(models/refiner.pt). Opt-in: on the shared clips it gains +0.4 (keyframes every 10) "
-                            "to +1.8 (every 30) points for about twice the time.")
-RefinerOption = typer.Option(None, "--refiner", help="Refiner weights to use (implies --refine), e.g. from "
-                             "`autolabel train`.")
-DeviceOption = typer.Option("auto", "--device", help="Refiner device: auto (CUDA when present), cpu, cuda.")
+RefineOption = typer.Option(True, "--refine/--no-refine",
+                            help="Refine the warped labels with the frame: the keyframes' colours repair drift and "
+                                 "disocclusions, an edge-aware filter snaps boundaries (models/MODEL_CARD.md). "
+                                 "--no-refine gives optical-flow geometry alone.")
+RefinerOption = typer.Option(None, "--refiner", help="Refiner weights (JSON) to use instead of the shipped "
+                             "models/refiner.json, e.g. from `autolabel train`.")
+AdaptOption = typer.Option(True, "--adapt/--no-adapt",
+                           help="Let the refiner choose its strengths on this clip, by propagating each keyframe to "
+                                "the next and comparing (one more warp step and a few small passes per keyframe).")
 
 
-def make_refiner(refine: bool, path: Optional[Path], device: str):
+def make_refiner(refine: bool, path: Optional[Path], adapt: bool = True):
     """The refiner asked for, or None for geometric propagation only."""
-    if not refine and path is None:
+    if not refine:
         return None
-    from ..core.refine import Refiner
+    from ..core.refine import load_refiner
 
-    try:
-        return Refiner(path, device)
-    except FileNotFoundError:
-        raise InputError(path or "models/refiner.pt", "refiner weights not found") from None
+    return load_refiner(path, adapt)
 
 
 def make_settings(flow, flow_preset, flow_scale, fusion) -> Settings:

@@ -110,11 +110,9 @@ def segments(n_frames: int, keyframes: list[int]) -> list[tuple[int, int, int | 
 class Propagator:
     """Runs the pipeline over one clip; `run` yields a FrameResult per frame.
 
-    `refiner`, when given, has `refine(frame, probs, reliability) -> (probs, confidence)`
-    (HxWx3 uint8 frame, HxWxC float32 fused probabilities over the segment's channels, HxW
-    fused reliability) and optionally `learn(frame, probs, reliability, target)`: once per
-    segment with two keyframes, the left keyframe carried all the way to the right one, whose
-    true label (channel indices) is the target.
+    `refiner` (core.refine.Refiner), when given, refines every fused frame; it is shown the
+    clip's keyframes first, and when it adapts, once per segment with two keyframes, the left
+    keyframe's labels carried all the way to the right one, whose true label is the target.
     """
 
     def __init__(self, source, keyframe_label: Callable[[int], np.ndarray], keyframes: list[int],
@@ -142,6 +140,9 @@ class Propagator:
             label = self.keyframe_label(index)
             yield FrameResult(index, self.classes.channels(label), np.ones(label.shape, np.float32),
                               (index,), is_keyframe=True)
+        if self.refiner is not None:
+            self.refiner.start_clip(((self.source.read(k), self.classes.channels(self.keyframe_label(k)))
+                                     for k in self.keyframes), len(self.classes))
         spans = segments(len(self.source), self.keyframes)
         # One stream of flow pairs for the whole clip: the next segment's flow is computed
         # while this segment's backward pass runs.
@@ -164,7 +165,7 @@ class Propagator:
         start_side = lambda k: _Carried.of(keyframe_channels[k], len(present))  # noqa: E731
         result = functools.partial(self._result, present, tuple(k for k in (left, right) if k is not None))
         refining = self.refiner is not None
-        learning = refining and left is not None and right is not None and hasattr(self.refiner, "learn")
+        learning = refining and left is not None and right is not None and self.refiner.adapt
         # Pass 1, forward in time: flow for every pair, the left keyframe carried along.
         waiting: dict[int, TopChannels] = {}                       # left side's result per frame
         pulls: dict[int, tuple[SamplingMaps, np.ndarray]] = {}     # t -> (pull along flow t->t+1, trust at t)
@@ -191,7 +192,7 @@ class Propagator:
             if t + 1 == right:
                 with self.timer("refine"):
                     self.refiner.learn(frame_next, *fusion.fused_probs(side.probs, side.reliability),
-                                       keyframe_channels[right].astype(np.int64))
+                                       keyframe_channels[right].astype(np.int64), right - left, present)
             elif right is None:
                 yield (last := result(t + 1, side, t + 1 - left, None, frame_next, hint))
                 hint = last.local.reshape(-1)
@@ -224,8 +225,8 @@ class Propagator:
                 probs, reliability = fusion.fused_probs(side.probs, side.reliability, distance, waiting,
                                                         by_reliability)
             with self.timer("refine"):
-                probs, confidence = self.refiner.refine(frame, probs, reliability)
-                local = probs.argmax(axis=2)
+                nearest = distance if waiting is None else min(distance, waiting.distance)
+                local, confidence = self.refiner.refine(frame, probs, reliability, nearest, present)
         return FrameResult(t, present[local], confidence, sources, local=local)
 
 

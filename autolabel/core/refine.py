@@ -1,245 +1,236 @@
-"""The refiner: repairs propagated labels where the warp went wrong.
+"""Refine: repair the fused propagation with what the frame itself shows.
 
-Class-agnostic by construction, so one set of weights serves any label set (1
-object or 30 classes). A small CNN trunk looks at the target frame and at
-label-set-free summaries of the warped labels (reliability, photometric error of
-the carried keyframe image, top probability, entropy, distance to the keyframe)
-at a low working resolution (long side `work_size`, 256 px by default). From its
-features it predicts:
+Two cues, both fitted to the clip at hand:
 
-* a per-class *unary* correction: the same tiny head is applied to every class
-  channel (features + that channel's log-probability -> a logit), and a softmax
-  across channels turns the logits back into probabilities;
-* per-pixel *affinity kernels* (3x3, softmax-normalised, alternately at
-  dilation 1 and 3) that redistribute those probabilities over a few
-  iterations, CSPN-style: p(x) <- sum_k a_k(x) p(x + d_k), per channel, so
-  labels flow from trustworthy pixels into disoccluded / drifted ones along
-  image-coherent paths;
-* a gate g in [0, 1] and a confidence map. The output at full resolution is
-  g * upsample(refined) + (1 - g) * warped: where the warp is fine the sharp
-  full-resolution warped labels are kept untouched.
+* appearance, the semantic cue: P(class | colour, band) from the keyframes
+  (`appearance.Appearance`) multiplies into the warped probabilities. It repairs
+  the large errors that flow cannot: drift, disocclusion, fast thin parts. The
+  warp's errors grow with the distance from the keyframe, so the cue's weight
+  grows with it too.
+* edges: a guided filter (`guided.GuidedFilter`) snaps the label boundaries,
+  which the warp leaves a few pixels off, to the frame's colour edges, at full
+  resolution.
 
-Training (autolabel.tools.train) is self-supervised by cycle consistency.
+How strongly to apply each is a `Setting`. `Refiner.learn` scores every
+candidate setting on real propagation errors with real targets: one keyframe's
+labels carried to the next keyframe, compared with that keyframe's own label
+(the appearance cue taken from the other keyframes only). `refine` uses the
+candidate that scored best on this clip so far (`adapt`), or the trained
+default before any score exists. The defaults come from the same scores summed
+over training clips (`autolabel train`, models/MODEL_CARD.md).
+
+Everything is OpenCV and numpy on the CPU: a few passes over a ~480 px copy of
+the frame, and a few full-size passes per class for the edges.
 """
 from __future__ import annotations
 
-import math
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "refiner.pt"
-EPS = 1e-4
-DEFAULT_CONFIG = {"width": 16, "iterations": 4, "work_size": 256, "version": 1}
-N_INPUTS = 9  # rgb(3), reliability, photo error, top prob, normalised entropy, distance(2)
+from ..errors import InputError
+from .appearance import Appearance, bins
+from .guided import GuidedFilter, sample
 
-
-def conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation),
-                         nn.ReLU(inplace=True))
-
-
-def _shifts(p: torch.Tensor, dilation: int) -> torch.Tensor:
-    """B x C x H x W -> B x 9 x C x H x W: the 3x3 neighbourhood at `dilation` (replicate border)."""
-    h, w = p.shape[-2:]
-    padded = F.pad(p, (dilation,) * 4, mode="replicate")
-    out = [padded[..., dy * dilation:dy * dilation + h, dx * dilation:dx * dilation + w]
-           for dy in range(3) for dx in range(3)]
-    return torch.stack(out, dim=1)
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "refiner.json"
+FORMAT = "autolabel-refiner/2"
+EPS = 1e-3
+WORK_SIDE = 480          # the cues work at about this long side; edges are applied at full size
+# Appearance weight per DISTANCE_UNIT frames from the nearest keyframe: a label carried 30 frames
+# (what `learn` sees at spacing 30) and a fused frame 8 frames from its nearer keyframe then ask
+# for the same setting. Capped, for the long one-sided ends of a clip.
+DISTANCE_UNIT = 30
+DISTANCE_CAP = 60
+SURE = 0.9                                  # small pixels less sure than this are redone at full size
+KERNEL = np.ones((3, 3), np.uint8)
+# Label sets of up to this many channels share a default: the fewer classes compete, the more
+# their colours tell them apart (objects vs. a street scene's 19 classes).
+CHANNEL_BOUNDS = (8, 1 << 16)
 
 
-class RefinerNet(nn.Module):
-    def __init__(self, width: int = 16, iterations: int = 4, work_size: int = 256, **_):
-        super().__init__()
-        self.iterations, self.work_size = iterations, work_size
-        w = width
-        self.enc1 = nn.Sequential(conv(N_INPUTS, w), conv(w, w))
-        self.enc2 = nn.Sequential(conv(w, 2 * w, stride=2), conv(2 * w, 2 * w, dilation=2), conv(2 * w, 2 * w))
-        self.lateral = nn.Conv2d(2 * w, w, 1)
-        self.dec = conv(w, w)
-        # per-class unary head: shared projection of the features + the channel's own evidence
-        self.unary_feat = nn.Conv2d(w, w, 1)
-        self.unary_evidence = nn.Parameter(torch.zeros(w, 2))   # weights of (log p_c, p_c)
-        self.unary_out = nn.Parameter(torch.zeros(w))
-        self.unary_self = nn.Parameter(torch.ones(1))            # keeps log p_c (starts as identity)
-        self.heads = nn.Conv2d(w, 18 + 2, 1)                      # 2 x 9 affinity logits, gate, confidence
-        with torch.no_grad():
-            self.heads.weight.mul_(0.1)
-            self.heads.bias.zero_()
-            self.heads.bias[4] = 3.0       # affinities start peaked on the centre (identity)
-            self.heads.bias[13] = 3.0
-            self.heads.bias[18] = -2.0     # gate starts mostly closed: output ~ warped labels
-            self.heads.bias[19] = 1.0
+@dataclass(frozen=True)
+class Setting:
+    """One candidate strength of the two cues."""
+    appearance: float   # weight of log P(class | colour, band), per DISTANCE_UNIT frames of distance
+    radius: int         # guided filter radius in full-size pixels; 0: no edge filter
+    eps: float          # guided filter regulariser: larger keeps more of the warped labels
 
-    @staticmethod
-    def inputs(frame, probs, reliability, photo_error, distance) -> torch.Tensor:
-        """frame Bx3xHxW in [0,1], probs BxCxHxW, reliability/photo_error Bx1xHxW, distance B."""
-        c = probs.shape[1]
-        top = probs.max(dim=1, keepdim=True).values
-        entropy = -(probs * torch.log(probs.clamp_min(EPS))).sum(1, keepdim=True)
-        entropy = entropy / math.log(max(c, 2))
-        d = distance.to(frame.dtype).view(-1, 1, 1, 1).expand_as(top)
-        return torch.cat([frame - 0.5, reliability, photo_error * 4, top, entropy,
-                          d / 30.0, torch.log1p(d) / math.log(31.0)], dim=1)
-
-    def work_size_of(self, full, scale: float | None = None) -> tuple[int, int]:
-        if scale is None:
-            scale = min(1.0, self.work_size / max(full))
-        return max(8, round(full[0] * scale)), max(8, round(full[1] * scale))
-
-    def core(self, frame, probs, reliability, photo_error, distance):
-        """At working resolution: (refined probs q, gate logit, confidence logit)."""
-        size = tuple(probs.shape[-2:])
-        x = self.inputs(frame, probs, reliability, photo_error, distance)
-        f1 = self.enc1(x)
-        f2 = self.enc2(f1)
-        f = self.dec(f1 + F.interpolate(self.lateral(f2), size=size, mode="bilinear", align_corners=False))
-        heads = self.heads(f)
-
-        # unary: logit_c = self * log p_c + v . relu(A f + u [log p_c, p_c]), the same head for every channel
-        logp = torch.log(probs.clamp_min(EPS))
-        proj = self.unary_feat(f)                                             # B x w x h x w
-        ev = torch.stack([logp, probs], dim=2)                                # B x C x 2 x h x w
-        hidden = proj.unsqueeze(1) + torch.einsum("ke,bcehw->bckhw", self.unary_evidence, ev)
-        logits = self.unary_self * logp + torch.einsum("k,bckhw->bchw", self.unary_out, F.relu(hidden))
-        q = torch.softmax(logits, dim=1)
-
-        # affinity propagation, alternating dilation 1 and 3
-        kernels = [torch.softmax(heads[:, 0:9], dim=1).unsqueeze(2),
-                   torch.softmax(heads[:, 9:18], dim=1).unsqueeze(2)]
-        for i in range(self.iterations):
-            q = (kernels[i % 2] * _shifts(q, 1 if i % 2 == 0 else 3)).sum(dim=1)
-        return q, heads[:, 18:19], heads[:, 19:20]
-
-    def forward(self, frame, probs, reliability, photo_error, distance, scale: float | None = None):
-        """All full-size tensors (B x . x H x W); returns (probs, confidence) at full size.
-
-        The trunk runs at `scale` x full size (default: long side = work_size). Used for
-        training; `Refiner` does the same with OpenCV resizing on numpy arrays.
-        """
-        full = tuple(probs.shape[-2:])
-        size = self.work_size_of(full, scale)
-
-        def down(x):
-            return x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode="area")
-
-        def up(x):
-            return x if tuple(x.shape[-2:]) == full else F.interpolate(
-                x, size=full, mode="bilinear", align_corners=False)
-
-        q, gate, confidence = self.core(down(frame), down(probs), down(reliability), down(photo_error), distance)
-        gate = torch.sigmoid(up(gate))
-        out = probs + gate * (up(q) - probs)
-        out = out / out.sum(dim=1, keepdim=True).clamp_min(1e-6)
-        return out, torch.sigmoid(up(confidence))
+    def as_list(self) -> list:
+        return [self.appearance, self.radius, self.eps]
 
 
-def build(config: dict | None = None) -> RefinerNet:
-    return RefinerNet(**{**DEFAULT_CONFIG, **(config or {})})
+def subsample_of(height: int, width: int) -> int:
+    return max(1, round(max(height, width) / WORK_SIDE))
 
 
-def save_weights(net: RefinerNet, config: dict, path: Path, extra: dict | None = None) -> None:
-    """Plain state_dict + small config dict, written atomically; loadable with weights_only=True."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"state_dict": state, "config": dict(config), **(extra or {})}, tmp)
-    tmp.replace(path)
+class Cues:
+    """What one frame offers to refinement: its small copy, the appearance of its pixels, and
+    guided filters, each computed once however many settings are tried on it."""
+
+    def __init__(self, frame: np.ndarray, table: np.ndarray | None, present: np.ndarray | None = None):
+        height, width = frame.shape[:2]
+        self.frame, self.step = frame, subsample_of(height, width)
+        self.small = (max(1, width // self.step), max(1, height // self.step))
+        self.log_looks = None
+        if table is not None:
+            looks = table[bins(cv2.resize(frame, self.small, interpolation=cv2.INTER_AREA))]
+            if present is not None:   # the channels carried here: P(channel | pixel, one of these)
+                looks = looks[..., present]
+                looks /= np.maximum(looks.sum(axis=2, keepdims=True), 1e-12)
+            self.log_looks = np.log(looks + EPS)
+        self._filters: dict[tuple[int, float], GuidedFilter] = {}
+
+    def shrink(self, image: np.ndarray, nearest: bool = False) -> np.ndarray:
+        out = cv2.resize(image, self.small, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+        return out.reshape(self.small[1], self.small[0], *image.shape[2:])
+
+    def _edges(self, radius: int, eps: float) -> GuidedFilter:
+        if (radius, eps) not in self._filters:
+            self._filters[radius, eps] = GuidedFilter(self.frame, radius, eps, self.step)
+        return self._filters[radius, eps]
+
+    def apply(self, setting: Setting, probs_small: np.ndarray, distance: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(refined probabilities at the small size, each pixel summing to 1; the guided filter's
+        coefficients, or None). `probs_small`: fused probabilities shrunk; `distance`: frames
+        to the nearest keyframe."""
+        weight = setting.appearance * min(distance, DISTANCE_CAP) / DISTANCE_UNIT
+        if weight > 0 and self.log_looks is not None:
+            logits = np.log(probs_small + EPS)
+            logits += weight * self.log_looks
+            logits -= logits.max(axis=2, keepdims=True)
+            probs_small = np.exp(logits)
+            probs_small /= probs_small.sum(axis=2, keepdims=True)
+        coefficients = None
+        if setting.radius > 0:
+            edges = self._edges(setting.radius, setting.eps)
+            coefficients = edges.coefficient_maps(probs_small)
+            probs_small = _normalised(edges.filter_small(coefficients))
+        return probs_small, coefficients
+
+    def full_size(self, setting: Setting, probs_small: np.ndarray, coefficients) -> tuple[np.ndarray, np.ndarray]:
+        """(channel HxW, confidence HxW float32) at full size. Only pixels within a small pixel of a
+        label boundary, or unsure, are worked out at full size (the guided filter applied to the
+        full-size frame there); the rest take their small pixel's label: the cost grows with the
+        length of the boundaries, not with the area times the classes."""
+        height, width = self.frame.shape[:2]
+        channels_small = probs_small.argmax(axis=2).astype(np.uint8 if probs_small.shape[2] < 256 else np.uint16)
+        top_small = probs_small.max(axis=2)
+        channels = cv2.resize(channels_small, (width, height), interpolation=cv2.INTER_NEAREST)
+        confidence = cv2.resize(top_small, (width, height), interpolation=cv2.INTER_LINEAR)
+        if self.step == 1 and coefficients is None:
+            return channels, confidence
+        unsure = (top_small < SURE) | (cv2.dilate(channels_small, KERNEL) != cv2.erode(channels_small, KERNEL))
+        band = cv2.resize(cv2.dilate(unsure.view(np.uint8), KERNEL), (width, height), interpolation=cv2.INTER_NEAREST)
+        rows, cols = np.nonzero(band)
+        if coefficients is not None:
+            refined = _normalised(self._edges(setting.radius, setting.eps).at(coefficients, rows, cols)[:, None])[:, 0]
+        else:
+            refined = sample(probs_small, rows, cols, (width, height))
+        channels[rows, cols] = refined.argmax(axis=1)
+        confidence[rows, cols] = refined.max(axis=1)
+        return channels, confidence
 
 
-def load_net(path: Path) -> tuple[RefinerNet, dict]:
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-    config = {**DEFAULT_CONFIG, **blob.get("config", {})}
-    net = build(config)
-    net.load_state_dict(blob["state_dict"])
-    net.eval()
-    return net, config
+def _normalised(probs: np.ndarray) -> np.ndarray:
+    np.clip(probs, 0, None, out=probs)
+    probs /= np.maximum(probs.sum(axis=-1, keepdims=True), 1e-6)
+    return probs
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def mean_iou(channels: np.ndarray, target: np.ndarray, n_channels: int) -> float:
+    """Mean IoU over the channels present in either map (what the benchmarks report)."""
+    joint = np.bincount(target.ravel().astype(np.int64) * n_channels + channels.ravel(), minlength=n_channels ** 2)
+    confusion = joint.reshape(n_channels, n_channels)
+    inter = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - inter
+    return float((inter[union > 0] / union[union > 0]).mean())
 
 
 class Refiner:
-    """The callable the pipeline takes: (frame, probs, reliability, photo_error, distance) ->
-    (probs, reliability), numpy in and out."""
+    """The refine stage of one clip: `start_clip` with its keyframes, `learn` from
+    keyframe-to-keyframe propagations, `refine` every other frame.
 
-    def __init__(self, path: str | Path | None = None, device: str = "auto", threads: int | None = None):
-        self.path = Path(path) if path is not None else DEFAULT_WEIGHTS
-        if not self.path.is_file():
-            raise FileNotFoundError(f"refiner weights not found: {self.path}")
-        self.net, self.config = load_net(self.path)
-        self.device = pick_device(device)
-        self.net.to(self.device)
-        if threads is not None:
-            torch.set_num_threads(threads)
-        self.name = f"wrp-refiner:{self.path.name}"
+    `candidates`: the settings to choose between; `defaults`: {largest label-set size: index of
+    the candidate used before anything is learned}. `adapt=False` always uses the default.
+    """
 
-    def __call__(self, frame, probs, reliability, photo_error, distance):
-        """One propagation (e.g. the fused one) -> (refined probs HxWxC, confidence HxW)."""
-        return self.refine_sides(frame, [(probs, reliability, photo_error, distance)])[0]
+    def __init__(self, candidates: list[Setting], defaults: dict[int, int] | int, adapt: bool = True,
+                 name: str = "refiner"):
+        defaults = defaults if isinstance(defaults, dict) else {CHANNEL_BOUNDS[-1]: defaults}
+        if not all(0 <= i < len(candidates) for i in defaults.values()):
+            raise ValueError(f"defaults {defaults} are not among {len(candidates)} candidates")
+        self.candidates, self.defaults, self.adapt, self.name = list(candidates), defaults, adapt, name
+        self.default = defaults[max(defaults)]
+        self.scores = np.zeros(len(candidates))
+        self.samples = 0
+        self.appearance: Appearance | None = None
+        self.path: Path | None = None   # where the weights came from
 
-    def refine(self, frame, probs, reliability):
-        """The pipeline's interface: fused probabilities at a frame -> (refined probs, confidence).
-        Interim, until refiner v2: the net sees no photometric error and distance 0."""
-        return self(frame, probs, reliability, None, 0)
+    @property
+    def chosen(self) -> Setting:
+        best = int(np.argmax(self.scores)) if self.adapt and self.samples else self.default
+        return self.candidates[best]
 
-    @torch.inference_mode()
-    def refine_sides(self, frame, sides):
-        """Several propagations arriving at the same frame, refined in one batched pass:
-        `sides` is a list of (probs, reliability, photo_error, distance); returns a list of
-        (probs, confidence). Refining each keyframe's side before fusing them works better
-        than refining the fused result (see models/MODEL_CARD.md)."""
-        height, width, channels = sides[0][0].shape
-        small_h, small_w = self.net.work_size_of((height, width))
-        small = (small_w, small_h)
+    def start_clip(self, keyframes, n_channels: int, keep_scores: bool = False) -> None:
+        """`keyframes`: (frame, channel indices) of every keyframe of the clip. What an earlier
+        clip taught is forgotten unless `keep_scores` (training sums scores over clips)."""
+        self.appearance = Appearance(n_channels)
+        self.default = next((self.defaults[b] for b in sorted(self.defaults) if n_channels <= b),
+                            self.defaults[max(self.defaults)])
+        for frame, channels in keyframes:
+            self.appearance.add(frame, channels)
+        if not keep_scores:
+            self.scores[:] = 0
+            self.samples = 0
 
-        def resize(a, size, interpolation):   # OpenCV: far faster than torch on CPU at full size
-            a = np.ascontiguousarray(a, dtype=np.float32)
-            if a.ndim == 2 or a.shape[2] <= 4:
-                return cv2.resize(a, size, interpolation=interpolation).reshape(size[1], size[0], *a.shape[2:])
-            parts = [cv2.resize(np.ascontiguousarray(a[..., i:i + 4]), size, interpolation=interpolation)
-                     .reshape(size[1], size[0], -1) for i in range(0, a.shape[2], 4)]
-            return np.concatenate(parts, axis=2)
+    def learn(self, frame, probs, reliability, target, distance: int, present=None) -> None:
+        """One real propagation error: labels carried `distance` frames from another keyframe to
+        the keyframe `frame`, whose own label (channel indices into `probs`, which holds the clip's
+        channels `present`) is `target`. Scored at the cues' small size: it ranks settings as well."""
+        table = None
+        if self.appearance is not None:
+            table = self.appearance.without(frame, target if present is None else present[target])
+        cues = Cues(frame, table, present)
+        probs_small, target_small = cues.shrink(probs), cues.shrink(target.astype(np.int32), nearest=True)
+        for i, setting in enumerate(self.candidates):
+            refined, _ = cues.apply(setting, probs_small, distance)
+            self.scores[i] += mean_iou(refined.argmax(axis=2), target_small, probs.shape[2])
+        self.samples += 1
 
-        def down(a):
-            return np.ascontiguousarray(a, dtype=np.float32) if a.shape[:2] == (small_h, small_w) \
-                else resize(a, small, cv2.INTER_AREA)
-
-        def up(a):
-            return a if a.shape[:2] == (height, width) else resize(a, (width, height), cv2.INTER_LINEAR)
-
-        dev = self.device
-        n = len(sides)
-        chw = lambda arrays: torch.from_numpy(np.stack(arrays)).to(dev).permute(0, 3, 1, 2)
-        hw = lambda arrays: torch.from_numpy(np.stack(arrays)).to(dev)[:, None]
-        frame_small = down(frame) * (1 / 255)
-        zeros = np.zeros((small_h, small_w), np.float32)
-        q, gate, confidence = self.net.core(
-            chw([frame_small] * n), chw([down(s[0]) for s in sides]), hw([down(s[1]) for s in sides]),
-            hw([zeros if s[2] is None else down(s[2]) for s in sides]),
-            torch.tensor([float(s[3]) for s in sides], device=dev))
-        q = q.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        gate = torch.sigmoid(gate[:, 0]).cpu().numpy()
-        confidence = torch.sigmoid(confidence[:, 0]).cpu().numpy()
-        results = []
-        for i, (probs, *_rest) in enumerate(sides):
-            out = up(q[i]).reshape(height, width, channels)
-            out -= probs
-            out *= up(gate[i])[..., None]
-            out += probs
-            np.clip(out, 0, None, out=out)
-            out /= out.sum(axis=2, keepdims=True)
-            results.append((out, up(confidence[i]).clip(0, 1).astype(np.float32)))
-        return results
+    def refine(self, frame, probs, reliability, distance: int, present=None) -> tuple[np.ndarray, np.ndarray]:
+        """(channel index HxW, confidence HxW float32 in [0, 1]) of one fused frame."""
+        cues = Cues(frame, self.appearance.table if self.appearance is not None else None, present)
+        setting = self.chosen
+        return cues.full_size(setting, *cues.apply(setting, cues.shrink(probs), distance))
 
 
-def load_refiner(path: str | Path | None = None, device: str = "auto") -> Refiner:
-    return Refiner(path, device)
+def save_refiner(path: str | Path, candidates: list[Setting], by_size: dict, provenance: dict) -> None:
+    """Weights as a small JSON file (nothing executable to load), written atomically.
+    `by_size`: {largest label-set size: (summed scores per candidate, propagations scored)}."""
+    path = Path(path)
+    blob = {"format": FORMAT, "candidates": [s.as_list() for s in candidates],
+            "defaults": [{"max_channels": size, "default": int(np.argmax(scores)), "propagations": samples,
+                          "mean_iou": [round(float(s) / max(samples, 1), 5) for s in scores]}
+                         for size, (scores, samples) in sorted(by_size.items())],
+            "trained": provenance}
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(blob, indent=1) + "\n")
+    staging.replace(path)
+
+
+def load_refiner(path: str | Path | None = None, adapt: bool = True) -> Refiner:
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    try:
+        blob = json.loads(path.read_text())
+        if blob.get("format") != FORMAT:
+            raise ValueError(f"not {FORMAT} weights")
+        candidates = [Setting(float(a), int(r), float(e)) for a, r, e in blob["candidates"]]
+        defaults = {int(d["max_channels"]): int(d["default"]) for d in blob["defaults"]}
+        refiner = Refiner(candidates, defaults, adapt, name=f"refiner:{path.name}")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(path, f"cannot load refiner weights ({error})") from None
+    refiner.path = path
+    return refiner

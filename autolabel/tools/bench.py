@@ -47,8 +47,10 @@ def propagate_command(video: Path, keyframes: Path, out: Path, settings: Setting
     command = [sys.executable, "-m", "autolabel", "propagate", "--video", str(video), "--keyframes", str(keyframes),
                "--out", str(out), "--quiet", "--flow", settings.flow, "--flow-preset", settings.flow_preset,
                "--flow-scale", str(settings.flow_scale), "--fusion", settings.fusion]
-    if refiner is not None:
-        command += ["--refiner", str(refiner.path)]
+    if refiner is None:
+        command += ["--no-refine"]
+    else:
+        command += ["--refiner", str(refiner.path)] + ([] if refiner.adapt else ["--no-adapt"])
     return command
 
 
