@@ -15,8 +15,9 @@ from ..datasets.layouts import LAYOUTS, ClipJob, find_clips
 from ..errors import InputError
 from ..progress import Reporter, console, tables
 from .main import app
-from .options import (FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
-                      LabelFormatOption, LabelKind, PresetOption, ScaleOption, fail, make_settings)
+from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
+                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, fail,
+                      make_settings)
 
 
 def results_table(lines: list[dict]) -> Table:
@@ -62,8 +63,8 @@ def batch_command(
                                              "video,keyframes,out, or JSON lines with those keys)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: OUT/<clip>/labels, confidence, manifest.json, "
                                                       "and OUT/batch-report.jsonl."),
-    layout: LayoutName = typer.Option(LayoutName.auto, "--layout",
-                                      help="Dataset layout (default: detected). generic: <clip>/frames (or "
+    layout: LayoutName = typer.Option(LayoutName.auto, "--layout", metavar="<layout>",  # too long to show whole
+                                      help="Dataset layout, one of: auto (detect it); generic: <clip>/frames (or "
                                            "<clip>/video.mp4) + <clip>/labels; davis: JPEGImages/480p + "
                                            "Annotations/480p; cityscapes: leftImg8bit_sequence + gtFine; "
                                            "manifest: a CSV/JSON-lines file."),
@@ -73,13 +74,13 @@ def batch_command(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1,
                              help="Clips run at once on this machine (with --backend ray and no cluster: "
                                   "the CPUs of the local Ray instance)."),
-    shard: Optional[str] = typer.Option(None, "--shard",
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="<I/N>",
                                         help="I/N: run only shard I (0-based) of N, the clips I, I+N, I+2N, … "
                                              "in sorted order; for job arrays over many machines."),
     backend: Backend = typer.Option(Backend.local, "--backend",
                                     help="local: processes on this machine; ray: one task per clip on a Ray "
                                          "cluster (needs the ray package)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address",
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="<address>",
                                               help="Ray cluster to join (default: $RAY_ADDRESS, else a local "
                                                    "instance)."),
     resume: bool = typer.Option(False, "--resume",
@@ -96,6 +97,9 @@ def batch_command(
     fusion: Fusion = FusionOption,
     label_format: Optional[LabelKind] = LabelFormatOption,
     ignore_index: int = IgnoreIndexOption,
+    refine: bool = RefineOption,
+    refiner_path: Optional[Path] = RefinerOption,
+    device: str = DeviceOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output or table."),
 ) -> None:
     """Propagate labels through every clip of a dataset, in parallel, resumable.
@@ -106,8 +110,11 @@ def batch_command(
     dataset, out = dataset.absolute(), out.absolute()  # Ray workers run in other folders, maybe on other machines
     options = BatchOptions(make_settings(flow, flow_preset, flow_scale, fusion),
                            label_format.value if label_format else None, ignore_index, keyframe_every,
-                           flow_cache.absolute() if flow_cache else None, overwrite, resume)
+                           flow_cache.absolute() if flow_cache else None, overwrite, resume,
+                           refine or refiner_path is not None, refiner_path.absolute() if refiner_path else None, device)
     try:
+        if refiner_path is not None and not refiner_path.is_file():
+            raise InputError(refiner_path, "refiner weights not found")
         shard_index = parse_shard(shard) if shard else None
         selected = select_clips(dataset, layout.value, shard_index)
         check_out(out, selected, may_replace=resume or overwrite)

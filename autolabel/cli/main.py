@@ -11,13 +11,15 @@ import typer
 from .. import __version__
 from ..errors import InputError
 from ..progress import Reporter, console, tables
+from .help import App
 from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
-                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, fail,
-                      make_refiner, make_settings)
+                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, VideoOption,
+                      fail, make_refiner, make_settings)
 
-app = typer.Typer(
+app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
-         "to every frame, a refiner repairs them, and every label comes with a confidence map.",
+         "to every frame, a refiner network can repair them (--refine), and every label comes with a "
+         "confidence map.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -28,15 +30,14 @@ def version_callback(value: bool) -> None:
 
 
 @app.callback()
-def main(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+def main(version: bool = typer.Option(False, "--version", "-V", callback=version_callback, is_eager=True,
                                       help="Print the version and exit.")) -> None:
     pass
 
 
 @app.command()
 def propagate(
-    video: Path = typer.Option(..., "--video", "-v", help="Folder of frames (jpg/png, natural order) or a video file "
-                               "(mp4/avi/mov; frames are named 000000, 000001, …)."),
+    video: Path = VideoOption,
     keyframes: Path = typer.Option(..., "--keyframes", "-k", help="Folder of label PNGs named like the frames they label."),
     out: Path = typer.Option(Path("autolabel-out"), "--out", "-o",
                              help="Output folder: labels/, confidence/ and manifest.json."),
@@ -92,8 +93,11 @@ def evaluate(
     ignore_index: int = typer.Option(255, "--ignore-index", help="Ground-truth id that is not scored."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for scripts)."),
 ) -> None:
-    """Score predicted labels against ground truth: IoU per class, J or mIoU, boundary F,
-    scores by distance from the nearest keyframe, and confidence calibration."""
+    """Score predicted labels against ground truth.
+
+    IoU per class, J or mIoU, boundary F, scores by distance from the nearest keyframe, and
+    confidence calibration.
+    """
     from ..tools.evaluate import evaluate as evaluate_folders, report_table
 
     try:
@@ -142,8 +146,11 @@ def bench(
                                             help="Instead of CLIPS, measure peak memory and speed on a generated "
                                                  "clip of N frames of WxH (e.g. 2000x1920x1080); nothing is written."),
 ) -> None:
-    """Quality and speed on densely labeled clips: score, calibration, time per stage, frames per
-    second, peak memory, and total time as a ratio to the optical flow alone (same run)."""
+    """Measure quality and speed on densely labeled clips.
+
+    Score, calibration, time per stage, frames per second, peak memory, and total time as a
+    ratio to the optical flow alone (same run).
+    """
     from ..tools.bench import bench_clip, bench_long_clip, expand_clips, results_table
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
@@ -190,12 +197,13 @@ def train(
     synthetic: int = typer.Option(0, "--synthetic", help="Also train on this many synthetic clips (autolabel.tools.synth)."),
     out: Path = typer.Option(Path("refiner.pt"), "--out", "-o", help="Weights to write (+ OUT.ckpt to resume)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (fine-tuning)."),
-    epochs: int = typer.Option(4000, "--steps", "--epochs", help="Optimisation steps (one random crop each)."),
-    lr: float = typer.Option(2e-3, "--lr"),
+    steps: int = typer.Option(4000, "--steps", help="Optimisation steps (one random crop each)."),
+    lr: float = typer.Option(2e-3, "--lr", help="Learning rate of the Adam optimiser."),
     crop: int = typer.Option(320, "--crop", help="Training crop side, at training size."),
     train_size: int = typer.Option(854, "--train-size", help="Frames are downscaled to this long side."),
     device: str = DeviceOption,
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the crops, samples and initial weights: same seed, "
+                             "same weights."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue from OUT.ckpt when it exists."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
     balance: float = typer.Option(0.0, "--balance", help="Class balancing exponent of the loss (0 = plain NLL)."),
@@ -208,7 +216,7 @@ def train(
         if not loaded:
             raise ValueError("no clips: give --video/--keyframes pairs, --clips or --synthetic")
         with Reporter("training") as reporter:
-            summary = train_refiner(loaded, out, init=init, steps=epochs, lr=lr, crop=crop, train_size=train_size,
+            summary = train_refiner(loaded, out, init=init, steps=steps, lr=lr, crop=crop, train_size=train_size,
                                     seed=seed, device=device, resume=resume, threads=threads, balance=balance,
                                     log=reporter.say, on_step=reporter.frames)
     except (InputError, ValueError) as error:

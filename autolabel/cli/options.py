@@ -2,6 +2,7 @@
 and turning options into `Settings` and a refiner. Nothing here loads torch."""
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -11,6 +12,7 @@ from rich.text import Text
 
 from ..core.pipeline import Settings
 from ..errors import InputError
+from ..io.frames import IMAGE_FORMATS, VIDEO_FORMATS
 from ..progress import console
 
 
@@ -56,12 +58,33 @@ LabelFormatOption = typer.Option(None, "--label-format", help="Override the dete
 IgnoreIndexOption = typer.Option(255, "--ignore-index",
                                  help="Id meaning 'unlabeled' in multi-class labels; carried through, never "
                                       "a class. Binary 0/255 masks have none (255 is the object).")
-RefineOption = typer.Option(False, "--refine", help="Repair the warped labels with the refiner network "
-                            "(models/refiner.pt). Opt-in: on the shared clips it gains +0.4 (keyframes every 10) "
-                            "to +1.8 (every 30) points for about twice the time.")
+VideoOption = typer.Option(..., "--video", "-v", help=f"Folder of frames ({IMAGE_FORMATS}; natural order) or a "
+                          f"video file ({VIDEO_FORMATS}; frames are named 000000, 000001, …).")
+RefineOption = typer.Option(False, "--refine/--no-refine", help="Repair the warped labels with the refiner network "
+                            "(models/refiner.pt). On the shared clips it gains +0.4 (keyframes every 10) to +1.8 "
+                            "(every 30) points for about twice the time.")
 RefinerOption = typer.Option(None, "--refiner", help="Refiner weights to use (implies --refine), e.g. from "
                              "`autolabel train`.")
-DeviceOption = typer.Option("auto", "--device", help="Refiner device: auto (CUDA when present), cpu, cuda.")
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(device: str) -> str:
+    """auto, cpu, cuda or cuda:N; a CUDA device must exist here (torch is imported only to check that)."""
+    if not DEVICE.fullmatch(device):
+        fail(InputError("--device", f"{device!r} is not a device: use auto, cpu, cuda or cuda:N"))
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.partition(":")[2] or 0)
+        if not torch.cuda.is_available():
+            fail(InputError("--device", f"{device}: CUDA is not available on this machine"))
+        if index >= torch.cuda.device_count():
+            fail(InputError("--device", f"{device}: this machine has {torch.cuda.device_count()} CUDA devices"))
+    return device
+
+
+DeviceOption = typer.Option("auto", "--device", metavar="<auto|cpu|cuda|cuda:N>", callback=check_device,
+                            help="Refiner device: auto is CUDA when present, else the CPU.")
 
 
 def make_refiner(refine: bool, path: Optional[Path], device: str):

@@ -65,8 +65,13 @@ def propagate_clip(job: ClipJob, out: Path, options: BatchOptions) -> dict:
         video = job.video if job.frame_files is None else frames_view(job.frame_files, Path(scratch) / "frames")
         keyframes = keyframe_paths(job, options.keyframe_every)
         cache = FlowCache(options.flow_cache) if options.flow_cache is not None else None
+        refiner = None
+        if options.refine:
+            from ..core.refine import Refiner  # imports torch: only when refining
+
+            refiner = Refiner(options.refiner, options.device)
         return run_clip(video, keyframes, out, settings=options.settings, label_format=options.label_format,
-                        ignore_index=options.ignore_index, flow_cache=cache,
+                        ignore_index=options.ignore_index, flow_cache=cache, refiner=refiner,
                         overwrite=options.overwrite or options.resume)
 
 

@@ -39,6 +39,9 @@ class BatchOptions:
     flow_cache: Path | None = None
     overwrite: bool = False              # replace results already there
     resume: bool = False                 # skip complete clips, redo the rest
+    refine: bool = False                 # repair warped labels with the refiner network
+    refiner: Path | None = None          # its weights (None: models/refiner.pt)
+    device: str = "auto"                 # where the refiner runs
 
 
 # ------------------------------------------------------------------ inputs and fingerprint
@@ -100,6 +103,8 @@ def fingerprint(job: ClipJob, options: BatchOptions) -> str:
         "keyframe_stems": [stem for stem, _ in job.keyframe_files] if job.keyframe_files is not None else None,
         "frames": [described(path) for path in frames], "keyframes": [described(path) for path in keyframes],
     }
+    if options.refine:  # only then: fingerprints of runs without the refiner stay as they were
+        document["refiner"] = [described(options.refiner) if options.refiner else "default", options.device]
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 

@@ -15,8 +15,11 @@ from PIL import Image
 
 from ..errors import InputError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+# What help and error messages say is readable: the suffixes above, one source of truth.
+IMAGE_FORMATS = ", ".join(suffix[1:] for suffix in IMAGE_SUFFIXES)
+VIDEO_FORMATS = ", ".join(suffix[1:] for suffix in VIDEO_SUFFIXES)
 
 
 def natural_key(name: str) -> list:
@@ -47,7 +50,7 @@ class FrameSource:
                 key=lambda p: natural_key(p.name),
             )
             if not self._files:
-                raise InputError(self.path, "folder holds no frames (jpg/png)")
+                raise InputError(self.path, f"folder holds no frames ({IMAGE_FORMATS})")
             self.stems = [p.stem for p in self._files]
             if len(set(self.stems)) != len(self.stems):
                 raise InputError(self.path, "two frames share a stem (e.g. a.jpg and a.png)")
@@ -61,7 +64,7 @@ class FrameSource:
             self._capture = None
             self._position = 0
         else:
-            raise InputError(self.path, "not a folder of frames or a video file (mp4/avi/mov/mkv/webm)")
+            raise InputError(self.path, f"not a folder of frames or a video file ({VIDEO_FORMATS})")
         self.height, self.width = first.shape[:2]
 
     def __len__(self) -> int:

@@ -1,0 +1,80 @@
+"""What a new user meets first: --help, option checking, and the edges of bad input (issue 11)."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from autolabel import __version__
+from autolabel.cli import app
+
+from conftest import run_cli
+
+COMMANDS = ["propagate", "evaluate", "demo", "bench", "train", "batch"]
+
+
+def _help(*args):
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "100"})
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_reads_like_a_well_kept_cli(command):
+    for flag in ("-h", "--help"):
+        code, output = _help(*([command] if command else []), flag)
+        assert code == 0 and "Usage: " in output, output
+        for oddity in ("<bool>", "list[", "<str>", "{"):
+            assert oddity not in output, (command, oddity, output)
+
+
+def test_version_has_a_short_flag():
+    assert _help("-V") == (0, f"autolabel {__version__}\n")
+
+
+def test_choices_are_shown_as_choices():
+    assert "<auto|cpu|cuda|cuda:N>" in _help("propagate", "-h")[1]
+    assert "<dis|farneback>" in _help("batch", "-h")[1]
+    assert "Usage: root batch [OPTIONS] DATASET" in " ".join(_help("batch", "-h")[1].split())
+
+
+@pytest.mark.parametrize("command", ["propagate", "bench", "train", "batch"])
+@pytest.mark.parametrize("device", ["banana", "gpu", "cuda:99"])
+def test_device_is_checked_on_every_command(command, device, tmp_path):
+    code, output = run_cli(command, *(["x"] if command == "batch" else []), "--device", device)
+    errors = [line for line in output.splitlines() if line.startswith("error")]
+    assert code == 2 and len(errors) == 1 and device in errors[0] and "--device" in errors[0], output
+    assert "Traceback" not in output
+
+
+def test_batch_has_the_refiner_options_of_propagate(tmp_path):
+    from autolabel.tools.synth import make_clip, write_clip
+
+    clip = write_clip(make_clip(n_frames=6, height=48, width=64, seed=4), tmp_path / "data" / "clip0")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("00000.png", "00005.png"):
+        (keys / name).write_bytes((clip / "labels" / name).read_bytes())
+    out = tmp_path / "out"
+    code, output = run_cli("batch", tmp_path / "data", "-o", out, "--keyframe-every", "5", "--refine",
+                           "--device", "cpu", "-q")
+    assert code == 0, output
+    manifest = json.loads((out / "clip0" / "manifest.json").read_text())
+    assert manifest["settings"]["refiner"] == "wrp-refiner:refiner.pt"
+    code, output = run_cli("propagate", "-v", clip / "frames", "-k", keys, "-o", tmp_path / "single", "--refine",
+                           "--device", "cpu", "-q")
+    assert code == 0, output
+    for label in (tmp_path / "single" / "labels").iterdir():
+        assert label.read_bytes() == (out / "clip0" / "labels" / label.name).read_bytes(), label.name
+    # the refiner is part of the fingerprint: resuming without it redoes the clip
+    code, output = run_cli("batch", tmp_path / "data", "-o", out, "--keyframe-every", "5", "--resume")
+    assert code == 0 and "1 ok, 0 skipped" in output, output
+    code, output = run_cli("batch", tmp_path / "data", "-o", tmp_path / "out2", "--refiner", tmp_path / "nope.pt")
+    assert code == 2 and "nope.pt: refiner weights not found" in output and not (tmp_path / "out2").exists()
+
+
+def test_readme_lists_the_formats_frames_py_reads():
+    from pathlib import Path
+
+    from autolabel.io.frames import IMAGE_FORMATS, VIDEO_FORMATS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"({IMAGE_FORMATS};" in readme and f"({VIDEO_FORMATS};" in readme
