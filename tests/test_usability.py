@@ -78,3 +78,35 @@ def test_readme_lists_the_formats_frames_py_reads():
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert f"({IMAGE_FORMATS};" in readme and f"({VIDEO_FORMATS};" in readme
+
+
+# ---- item 1: an output folder that cannot be written is one line, before any work ----------------
+
+@pytest.mark.parametrize("command", ["propagate", "batch", "demo"])
+def test_output_that_cannot_be_written_is_one_line(tmp_path, small_clip, command, monkeypatch):
+    import os
+    from pathlib import Path
+
+    (tmp_path / "a-file").write_text("")
+    targets = [tmp_path / "a-file" / "out"]
+    if os.geteuid() != 0:  # root may write anywhere: only a file system that refuses shows it
+        (tmp_path / "locked").mkdir(mode=0o555)
+        targets.append(tmp_path / "locked" / "out")
+    args = {"propagate": ["propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes", "-o"],
+            "batch": ["batch", small_clip.parent, "-o"], "demo": ["demo"]}[command]
+    for out in targets:
+        code, output = run_cli(*args, out)
+        errors = [line for line in output.splitlines() if line.startswith("error")]
+        assert code == 2 and len(errors) == 1 and "cannot write the output folder" in errors[0], output
+    # no permission: as the file system says it, whoever runs the tests
+    real_mkdir = Path.mkdir
+
+    def refuse(self, *args, **kwargs):
+        if self.name == ".autolabel-staging":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    code, output = run_cli(*args, tmp_path / "new" / "out")
+    assert code == 2 and "cannot write the output folder (Permission denied)" in output, output
+    assert not (tmp_path / "new").exists()

@@ -13,6 +13,7 @@ from ..datasets.batch import REPORT, parse_shard, run_batch, shard_of, write_rep
 from ..datasets.fingerprint import BatchOptions, complete_manifest, fingerprint, holds_results, keyframe_paths
 from ..datasets.layouts import LAYOUTS, ClipJob, find_clips
 from ..errors import InputError
+from ..io.output import check_writable
 from ..progress import Reporter, console, tables
 from .main import app
 from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
@@ -146,6 +147,7 @@ def check_out(out: Path, jobs: list[ClipJob], may_replace: bool) -> None:
     """Refuse, before any work, to write into a file or over earlier results nobody asked to replace."""
     if out.exists() and not out.is_dir():
         raise InputError(out, "output path exists and is not a folder")
+    check_writable(out)
     done_before = [] if may_replace else [job.name for job in jobs if holds_results(out / job.out_subdir)]
     if done_before:
         raise InputError(out, f"already holds results of {len(done_before)} clips ({', '.join(done_before[:3])}"

@@ -32,6 +32,21 @@ def check_output(out: Path, overwrite: bool) -> None:
     existing = [name for name in RESULT_NAMES if (out / name).exists()]
     if existing and not overwrite:
         raise InputError(out, f"already holds results ({', '.join(existing)}); pass --overwrite to replace them")
+    check_writable(out)
+
+
+def check_writable(out: Path) -> None:
+    """Make and remove the staging folder (and `out`, if new) before any work: an output folder that
+    cannot be written (no permission, read-only file system) is found now, not after the whole clip."""
+    created = next((folder for folder in (*reversed(out.parents), out, out / STAGING)
+                    if not folder.exists()), None)
+    try:
+        (out / STAGING).mkdir(parents=True, exist_ok=True)  # exists when left by a killed run
+    except OSError as error:
+        raise InputError(out, f"cannot write the output folder ({error.strerror or error})") from None
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
 
 
 def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: str | Path, *,
