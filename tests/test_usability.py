@@ -110,3 +110,39 @@ def test_output_that_cannot_be_written_is_one_line(tmp_path, small_clip, command
     code, output = run_cli(*args, tmp_path / "new" / "out")
     assert code == 2 and "cannot write the output folder (Permission denied)" in output, output
     assert not (tmp_path / "new").exists()
+
+
+# ---- item 3: every frame's header is checked before the run; item 6: duplicate stems named ---------
+
+@pytest.mark.parametrize("damage", ["other size", "not an image"])
+def test_a_bad_frame_is_found_before_the_run_starts(tmp_path, small_clip, damage):
+    import shutil
+
+    from PIL import Image
+
+    from autolabel.errors import InputError
+    from autolabel.io.frames import FrameSource
+
+    frames = tmp_path / "frames"
+    shutil.copytree(small_clip / "frames", frames)
+    last = sorted(frames.iterdir())[-1]
+    if damage == "other size":
+        Image.new("RGB", (50, 40)).save(last)
+    else:
+        last.write_bytes(b"garbage")
+    with pytest.raises(InputError, match=last.name):  # when the clip is opened, not when the frame is reached
+        FrameSource(frames)
+    code, output = run_cli("propagate", "-v", frames, "-k", small_clip / "keyframes", "-o", tmp_path / "out")
+    assert code == 2 and output.startswith("error: ") and last.name in output and "keyframes" not in output, output
+    if damage == "other size":
+        assert "frame is 50x40, the first frame is 96x64" in output
+
+
+def test_duplicate_stems_name_both_files(tmp_path, small_clip):
+    import shutil
+
+    frames = tmp_path / "frames"
+    shutil.copytree(small_clip / "frames", frames)
+    shutil.copy(frames / "00003.png", frames / "00003.jpg")
+    code, output = run_cli("propagate", "-v", frames, "-k", small_clip / "keyframes", "-o", tmp_path / "out")
+    assert code == 2 and "00003.jpg and 00003.png" in output, output
