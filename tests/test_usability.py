@@ -146,3 +146,42 @@ def test_duplicate_stems_name_both_files(tmp_path, small_clip):
     shutil.copy(frames / "00003.png", frames / "00003.jpg")
     code, output = run_cli("propagate", "-v", frames, "-k", small_clip / "keyframes", "-o", tmp_path / "out")
     assert code == 2 and "00003.jpg and 00003.png" in output, output
+
+
+# ---- item 14: keyframe stems that equal a frame's number, leading zeros aside ----------------------
+
+def test_davis_style_keyframes_match_a_video_by_number(tmp_path):
+    import cv2
+    from PIL import Image
+
+    from autolabel.tools.synth import make_clip
+
+    clip = make_clip(n_frames=6, height=48, width=64, seed=13, motion="translate")
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for frame in clip.frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for index in (0, 5):
+        Image.fromarray(clip.labels[index]).save(keys / f"{index:05d}.png")  # DAVIS: 5 digits; frames: 6
+    code, output = run_cli("propagate", "-v", video, "-k", keys, "-o", tmp_path / "out")
+    assert code == 0, output
+    assert "2 keyframe labels matched to frames by number" in output and "00005.png -> 000005" in output, output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["keyframes"] == ["000000", "000005"]
+
+
+def test_a_number_matching_several_frames_is_refused(tmp_path, small_clip):
+    import shutil
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("1.png", "01.png", "2.png"):
+        shutil.copy(small_clip / "frames" / "00000.png", frames / name)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy(small_clip / "keyframes" / "00000.png", keys / "001.png")
+    code, output = run_cli("propagate", "-v", frames, "-k", keys, "-o", tmp_path / "out")
+    assert code == 2 and "001.png: label stem '001' matches several frames by number (01, 1)" in output, output

@@ -19,7 +19,7 @@ from .. import __version__
 from ..core.pipeline import Propagator, Settings
 from ..errors import InputError
 from .frames import FrameSource
-from .keyframes import find_keyframes, load_keyframes
+from .keyframes import find_keyframes, load_keyframes, matched_by_number
 from .labels import write_confidence, write_label
 
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
@@ -64,6 +64,8 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
     source = FrameSource(video)
     try:
         paths = keyframes if isinstance(keyframes, dict) else find_keyframes(keyframes, source.stems)
+        if not isinstance(keyframes, dict) and (note := matched_by_number(paths, source.stems)):
+            on_start(note)
         keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
                               ignore_index=ignore_index, color_table=color_table)
         on_start(f"{len(source)} frames {source.width}x{source.height}, {len(keys.paths)} keyframes, "
