@@ -185,3 +185,40 @@ def test_a_number_matching_several_frames_is_refused(tmp_path, small_clip):
     shutil.copy(small_clip / "keyframes" / "00000.png", keys / "001.png")
     code, output = run_cli("propagate", "-v", frames, "-k", keys, "-o", tmp_path / "out")
     assert code == 2 and "001.png: label stem '001' matches several frames by number (01, 1)" in output, output
+
+
+# ---- item 17: the manifest holds the command line, the start time and the colour table -----------
+
+def test_manifest_alone_reproduces_a_colour_coded_run(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    import numpy as np
+    from PIL import Image
+
+    from autolabel.tools.synth import make_clip
+
+    clip = make_clip(n_frames=6, height=48, width=64, n_objects=2, seed=7)
+    frames, keys = tmp_path / "frames", tmp_path / "keys"
+    frames.mkdir()
+    keys.mkdir()
+    colours = np.array([(10, 20, 30), (200, 0, 0), (0, 200, 0), (0, 0, 200)], np.uint8)
+    for index, frame in enumerate(clip.frames):
+        Image.fromarray(frame).save(frames / f"{index:05d}.png")
+    for index in (0, 5):
+        Image.fromarray(colours[clip.labels[index]], "RGB").save(keys / f"{index:05d}.png")
+    code, output = run_cli("propagate", "-v", frames, "-k", keys, "-o", tmp_path / "a", "-q")
+    assert code == 0, output
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["command"].startswith("autolabel ")
+    started = datetime.strptime(manifest["started"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert timedelta(0) <= datetime.now(timezone.utc) - started < timedelta(minutes=5)
+    table = manifest["color_table"]
+    used = {tuple(c) for c in colours[np.unique(np.concatenate([clip.labels[0], clip.labels[5]]))].tolist()}
+    assert table == [[i, *colour] for i, colour in enumerate(sorted(used))]
+    (tmp_path / "table.csv").write_text("id,r,g,b\n" + "".join(",".join(map(str, row)) + "\n" for row in table))
+    code, output = run_cli("propagate", "-v", frames, "-k", keys, "-o", tmp_path / "b", "-q",
+                           "--color-table", tmp_path / "table.csv")
+    assert code == 0, output
+    for label in (tmp_path / "a" / "labels").iterdir():
+        assert label.read_bytes() == (tmp_path / "b" / "labels" / label.name).read_bytes()
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["color_table"] == table

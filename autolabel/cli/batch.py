@@ -17,8 +17,8 @@ from ..io.output import check_writable
 from ..progress import Reporter, console, tables
 from .main import app
 from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
-                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, fail,
-                      make_settings)
+                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption,
+                      command_line, fail, make_settings)
 
 
 def results_table(lines: list[dict]) -> Table:
@@ -112,7 +112,9 @@ def batch_command(
     options = BatchOptions(make_settings(flow, flow_preset, flow_scale, fusion),
                            label_format.value if label_format else None, ignore_index, keyframe_every,
                            flow_cache.absolute() if flow_cache else None, overwrite, resume,
-                           refine or refiner_path is not None, refiner_path.absolute() if refiner_path else None, device)
+                           refine=refine or refiner_path is not None,
+                           refiner=refiner_path.absolute() if refiner_path else None, device=device,
+                           command=command_line())
     try:
         if refiner_path is not None and not refiner_path.is_file():
             raise InputError(refiner_path, "refiner weights not found")

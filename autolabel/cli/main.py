@@ -14,7 +14,7 @@ from ..progress import Reporter, console, tables
 from .help import App
 from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
                       LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, VideoOption,
-                      fail, make_refiner, make_settings)
+                      command_line, fail, make_refiner, make_settings)
 
 app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
@@ -70,7 +70,7 @@ def propagate(
             manifest = run_clip(video, keyframes, out, settings=settings, refiner=refiner,
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
-                                on_start=reporter.say, on_frame=reporter.frames)
+                                command=command_line(), on_start=reporter.say, on_frame=reporter.frames)
     except (InputError, ValueError) as error:
         fail(error)
     if not quiet:

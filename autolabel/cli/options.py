@@ -3,6 +3,8 @@ and turning options into `Settings` and a refiner. Nothing here loads torch."""
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -85,6 +87,11 @@ def check_device(device: str) -> str:
 
 DeviceOption = typer.Option("auto", "--device", metavar="<auto|cpu|cuda|cuda:N>", callback=check_device,
                             help="Refiner device: auto is CUDA when present, else the CPU.")
+
+
+def command_line() -> str:
+    """This run's command line, for manifests."""
+    return shlex.join(["autolabel", *sys.argv[1:]])
 
 
 def make_refiner(refine: bool, path: Optional[Path], device: str):

@@ -71,7 +71,7 @@ def propagate_clip(job: ClipJob, out: Path, options: BatchOptions) -> dict:
 
             refiner = Refiner(options.refiner, options.device)
         return run_clip(video, keyframes, out, settings=options.settings, label_format=options.label_format,
-                        ignore_index=options.ignore_index, flow_cache=cache, refiner=refiner,
+                        ignore_index=options.ignore_index, flow_cache=cache, refiner=refiner, command=options.command,
                         overwrite=options.overwrite or options.resume)
 
 

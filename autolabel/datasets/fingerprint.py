@@ -42,6 +42,7 @@ class BatchOptions:
     refine: bool = False                 # repair warped labels with the refiner network
     refiner: Path | None = None          # its weights (None: models/refiner.pt)
     device: str = "auto"                 # where the refiner runs
+    command: str | None = None           # the batch's command line, for the manifests (not a setting)
 
 
 # ------------------------------------------------------------------ inputs and fingerprint

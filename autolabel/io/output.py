@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -52,12 +53,13 @@ def check_writable(out: Path) -> None:
 def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: str | Path, *,
              settings: Settings = Settings(),
              label_format: str | None = None, ignore_index: int | None = 255, color_table=None,
-             refiner=None, flow_cache=None, overwrite: bool = False,
+             refiner=None, flow_cache=None, overwrite: bool = False, command: str | None = None,
              on_start: Callable[[str], None] = lambda message: None,
              on_frame: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Propagate `keyframes` (a folder, or {frame index: label path}) through `video` into `out`.
 
-    Returns the manifest."""
+    `command` (the command line that asked for this run) is recorded in the manifest. Returns the manifest."""
+    started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out = Path(out)
     check_output(out, overwrite)
     created_out = not out.exists()
@@ -93,13 +95,15 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                 }
                 on_frame(done, len(source))
             manifest = {
-                "tool": "autolabel", "version": __version__,
+                "tool": "autolabel", "version": __version__, "command": command, "started": started_at,
                 "video": str(video), "keyframes": [stems[i] for i in keys.indices],
                 "settings": {**settings.as_dict(), "label_format": keys.format.kind,
                              "ignore_index": keys.format.ignore_index,
                              "refiner": getattr(refiner, "name", None)},
                 "format": keys.format.describe(),
                 "class_ids": [int(i) for i in keys.classes.ids],
+                **({"color_table": [[i, *rgb] for i, rgb in enumerate(keys.format.colors)]}  # rows: id, r, g, b
+                   if keys.format.kind == "rgb" else {}),
                 "n_frames": len(source), "size": [source.width, source.height],
                 "frames": [records[i] for i in range(len(source))],
                 "timings": {stage: round(s, 3) for stage, s in propagator.timer.seconds.items()}
