@@ -222,3 +222,27 @@ def test_manifest_alone_reproduces_a_colour_coded_run(tmp_path):
     for label in (tmp_path / "a" / "labels").iterdir():
         assert label.read_bytes() == (tmp_path / "b" / "labels" / label.name).read_bytes()
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["color_table"] == table
+
+
+# ---- item 4: batch never takes autolabel's own results for clips, and says what it looked for ------
+
+def test_batch_skips_autolabel_outputs_and_says_what_it_looked_for(tmp_path, small_clip):
+    import shutil
+
+    trial = tmp_path / "trial"
+    for name in ("run1", "run2"):
+        code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes",
+                               "-o", trial / name, "-q")
+        assert code == 0, output
+    code, output = run_cli("batch", trial, "-o", tmp_path / "out")
+    errors = [line for line in output.splitlines() if line.startswith("error")]
+    assert code == 2 and len(errors) == 1, output
+    for layout in ("generic: <clip>/frames/", "davis: JPEGImages/480p/", "cityscapes: leftImg8bit_sequence/",
+                   "manifest: a CSV"):
+        assert layout in errors[0], output
+    shutil.copytree(small_clip, trial / "clip")  # a real clip beside the earlier results
+    code, output = run_cli("batch", trial, "-o", tmp_path / "out", "--dry-run")
+    assert code == 0 and "1 clips" in output and "run1" not in output, output
+    (tmp_path / "empty").mkdir()
+    code, output = run_cli("batch", tmp_path / "empty", "-o", tmp_path / "out", "--layout", "generic")
+    assert code == 2 and "no clips found in the generic layout (<clip>/frames/" in output, output

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..datasets.batch import REPORT, parse_shard, run_batch, shard_of, write_report
 from ..datasets.fingerprint import BatchOptions, complete_manifest, fingerprint, holds_results, keyframe_paths
-from ..datasets.layouts import LAYOUTS, ClipJob, find_clips
+from ..datasets.layouts import LAYOUTS, ClipJob, find_clips, no_clips_message
 from ..errors import InputError
 from ..io.output import check_writable
 from ..progress import Reporter, console, tables
@@ -141,7 +141,7 @@ def batch_command(
 def select_clips(dataset: Path, layout: str, shard: tuple[int, int] | None) -> list[ClipJob]:
     jobs = find_clips(dataset, layout)
     if not jobs:
-        raise InputError(dataset, f"no clips found (layout {layout}); see --layout")
+        raise InputError(dataset, no_clips_message(layout))
     return shard_of(jobs, *shard) if shard else jobs
 
 
