@@ -246,3 +246,33 @@ def test_batch_skips_autolabel_outputs_and_says_what_it_looked_for(tmp_path, sma
     (tmp_path / "empty").mkdir()
     code, output = run_cli("batch", tmp_path / "empty", "-o", tmp_path / "out", "--layout", "generic")
     assert code == 2 and "no clips found in the generic layout (<clip>/frames/" in output, output
+
+
+# ---- item 5: the Python API raises InputError with the CLI's one-line messages ---------------------
+
+def test_python_api_raises_input_error_with_one_line_messages():
+    import numpy as np
+
+    import autolabel
+    from autolabel.tools.synth import make_clip
+
+    clip = make_clip(n_frames=8, height=32, width=48, seed=1)
+    good = clip.labels[0]
+    cases = {
+        "keyframe 8: matches no frame (frames are 0 … 7)": (clip.frames, {0: good, 8: good}),
+        "keyframe 3: label is 10x12 but frames are 48x32": (clip.frames, {0: good, 3: np.zeros((12, 10), np.uint8)}),
+        "keyframe 0: labels are integer ids, this one is float32": (clip.frames, {0: good.astype(np.float32)}),
+        "frame 2: frames are HxWx3 uint8 RGB arrays, this one is 32x48x3 float64":
+            ([*clip.frames[:2], clip.frames[2] / 255.0, *clip.frames[3:]], {0: good}),
+        "frame 5: frame is 40x32, the first frame is 48x32":
+            ([*clip.frames[:5], clip.frames[5][:, :40], *clip.frames[6:]], {0: good}),
+        "keyframes: no keyframes": (clip.frames, {}),
+        "frames: no frames": ([], {0: good}),
+    }
+    for message, (frames, keyframes) in cases.items():
+        with pytest.raises(autolabel.InputError) as raised:
+            autolabel.propagate(frames, keyframes)
+        assert str(raised.value) == message
+    labels, confidences = autolabel.propagate(clip.frames, {0: good, 7: clip.labels[7]})
+    assert labels[3].dtype == np.int64 and labels[3].shape == (32, 48) and np.array_equal(labels[0], good)
+    assert confidences[3].dtype == np.float32 and 0 <= confidences[3].min() <= confidences[3].max() <= 1
