@@ -276,3 +276,84 @@ def test_python_api_raises_input_error_with_one_line_messages():
     labels, confidences = autolabel.propagate(clip.frames, {0: good, 7: clip.labels[7]})
     assert labels[3].dtype == np.int64 and labels[3].shape == (32, 48) and np.array_equal(labels[0], good)
     assert confidences[3].dtype == np.float32 and 0 <= confidences[3].min() <= confidences[3].max() <= 1
+
+
+# ---- item 7: Ctrl-C stops at once, says what is on disk, exit code 130 -----------------------------
+
+def test_a_closed_flow_stream_drops_the_pairs_queued_ahead():
+    import threading
+    import time
+
+    import numpy as np
+
+    from autolabel.core.flow import FlowEstimator, flow_pairs
+
+    reads = []
+    lock = threading.Lock()
+
+    def read(index):
+        time.sleep(0.02)
+        with lock:
+            reads.append(index)
+        return np.zeros((32, 48, 3), np.uint8)
+
+    pairs = flow_pairs(read, range(100), FlowEstimator())
+    next(pairs)  # four pairs are queued ahead now
+    pairs.close()  # returns once the running pair is done
+    settled = len(reads)
+    time.sleep(0.3)
+    assert len(reads) == settled and settled < 10, reads  # nothing more was read: the queue was dropped
+
+
+def _propagate_and_interrupt(args):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "autolabel", "propagate", *map(str, args)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    lines = []
+    for line in process.stderr:  # the first line comes when the frames are read and the work starts
+        lines.append(line.strip())
+        if "keyframes, labels:" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.stderr.read(), process.wait(timeout=60)
+    return process.returncode, [*lines, *rest.strip().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def slow_clip(tmp_path_factory):
+    """A clip that takes several seconds to propagate (Farneback flow on 120 frames)."""
+    from PIL import Image
+
+    from autolabel.tools.synth import make_clip
+
+    root = tmp_path_factory.mktemp("slow")
+    clip = make_clip(n_frames=12, height=240, width=320, n_objects=2, seed=5)
+    (root / "frames").mkdir()
+    (root / "keys").mkdir()
+    for index in range(120):
+        Image.fromarray(clip.frames[index % 12]).save(root / "frames" / f"{index:05d}.jpg", quality=90)
+    Image.fromarray(clip.labels[0]).save(root / "keys" / "00000.png")
+    return root
+
+
+def test_ctrl_c_says_no_results_written_and_exits_130(slow_clip, tmp_path):
+    out = tmp_path / "out"
+    code, lines = _propagate_and_interrupt(["-v", slow_clip / "frames", "-k", slow_clip / "keys", "-o", out,
+                                            "--flow", "farneback"])
+    assert code == 130 and lines[-1] == "interrupted: no results written", lines
+    assert not any("Traceback" in line for line in lines) and not out.exists()
+
+
+def test_ctrl_c_with_overwrite_keeps_the_previous_results(slow_clip, small_clip, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes", "-o", out, "-q")[0] == 0
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    code, lines = _propagate_and_interrupt(["-v", slow_clip / "frames", "-k", slow_clip / "keys", "-o", out,
+                                            "--flow", "farneback", "--overwrite"])
+    assert code == 130 and lines[-1] == "interrupted: kept the previous results", lines
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before

@@ -14,7 +14,7 @@ from ..progress import Reporter, console, tables
 from .help import App
 from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
                       LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, VideoOption,
-                      command_line, fail, make_refiner, make_settings)
+                      command_line, fail, interrupted, make_refiner, make_settings)
 
 app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
@@ -61,9 +61,10 @@ def propagate(
     Writes OUT/labels/<stem>.png in the keyframes' own format, OUT/confidence/<stem>.png
     (8-bit, 255 x the probability that the label is right) and OUT/manifest.json.
     """
-    from ..io.output import run_clip
+    from ..io.output import RESULT_NAMES, run_clip
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
+    had_results = any((out / name).exists() for name in RESULT_NAMES)
     try:
         refiner = make_refiner(refine, refiner_path, device)
         with Reporter("propagating", quiet) as reporter:
@@ -73,6 +74,8 @@ def propagate(
                                 command=command_line(), on_start=reporter.say, on_frame=reporter.frames)
     except (InputError, ValueError) as error:
         fail(error)
+    except KeyboardInterrupt:
+        interrupted("kept the previous results" if had_results else "no results written")
     if not quiet:
         mean = sum(f["mean_confidence"] for f in manifest["frames"]) / len(manifest["frames"])
         console.print(f"wrote {len(manifest['frames'])} labels to {out}/labels (mean confidence {mean:.3f}) "

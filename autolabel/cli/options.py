@@ -47,6 +47,12 @@ def fail(error: Exception) -> None:
     raise typer.Exit(2)
 
 
+def interrupted(what_remains: str) -> None:
+    """Ctrl-C: one line saying what is on disk now, exit code 130 (128 + SIGINT), as shells expect."""
+    console.print(f"interrupted: {what_remains}", highlight=False, markup=False)
+    raise typer.Exit(130)
+
+
 FlowOption = typer.Option(FlowBackendName.dis, "--flow", help="Optical flow backend.")
 PresetOption = typer.Option(FlowPreset.medium, "--flow-preset", help="Speed/quality preset of the flow backend.")
 ScaleOption = typer.Option(1.0, "--flow-scale", min=0.1, max=1.0,

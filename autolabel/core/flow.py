@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterable, Iterator
 
 import cv2
@@ -112,6 +112,16 @@ LOOKAHEAD_BYTES = 512 * 2**20
 LOOKAHEAD_PAIRS = (4, 32)
 
 
+@contextmanager
+def _dropping_queued(pool: ThreadPoolExecutor):
+    """A pool that, when its user stops early (Ctrl-C, an error, a generator closed), drops the
+    queued jobs and waits only for the running one, instead of computing every pair ahead first."""
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimator: FlowEstimator,
                timer=None) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(t, frame t, frame t+1, flow t->t+1, flow t+1->t) for each t of `starts` (ascending).
@@ -146,7 +156,7 @@ def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimat
     pending: deque = deque()
     starts = iter(starts)
     lookahead = 4
-    with ThreadPoolExecutor(1, thread_name_prefix="flow-pairs") as helper:  # one thread: jobs run in order
+    with _dropping_queued(ThreadPoolExecutor(1, thread_name_prefix="flow-pairs")) as helper:  # jobs run in order
         for t in itertools.islice(starts, lookahead):
             pending.append(helper.submit(job, t))
         while pending:
