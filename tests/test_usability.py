@@ -1,5 +1,6 @@
 """What a new user meets first: --help, option checking, and the edges of bad input (issue 11)."""
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -357,3 +358,27 @@ def test_ctrl_c_with_overwrite_keeps_the_previous_results(slow_clip, small_clip,
                                             "--flow", "farneback", "--overwrite"])
     assert code == 130 and lines[-1] == "interrupted: kept the previous results", lines
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+
+
+# ---- item 8: scratch folders of killed batches are cleaned, and only those -------------------------
+
+def test_stale_batch_scratch_of_dead_processes_is_removed(tmp_path, monkeypatch):
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    from autolabel.datasets import batch as batch_module
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is free now
+    host = socket.gethostname()
+    stale = tmp_path / f"autolabel-batch-{host}-{dead.pid}-abc"
+    alive = tmp_path / f"autolabel-batch-{host}-{os.getpid()}-abc"
+    other_host = tmp_path / f"autolabel-batch-{host}-2-{dead.pid}-abc"  # host '<host>-2' shares the folder
+    unknown = tmp_path / "autolabel-batch-k2j4h5"  # an older name without an owner
+    for folder in (stale, alive, other_host, unknown):
+        (folder / "frames").mkdir(parents=True)
+    batch_module.remove_stale_scratch()
+    assert not stale.exists() and alive.exists() and other_host.exists() and unknown.exists()

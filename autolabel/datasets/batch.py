@@ -10,8 +10,10 @@ import ctypes
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -60,8 +62,34 @@ def publish_label_names(out: Path, names: LabelNames) -> None:
         link_or_copy(label, target / f"{stem}{label.suffix}", os.link)
 
 
+def scratch_prefix() -> str:
+    """Scratch folders are named by host and process, so a later run can tell whose they are."""
+    return f"autolabel-batch-{socket.gethostname()}-{os.getpid()}-"
+
+
+def remove_stale_scratch() -> None:
+    """Remove the scratch folders of this host's batch processes that are gone (killed by SIGKILL,
+    so their own cleanup never ran); a folder whose process still runs, or of another host, stays."""
+    this_host = re.compile(re.escape(f"autolabel-batch-{socket.gethostname()}-") + r"(\d+)-[a-z0-9_]+")
+    for folder in Path(tempfile.gettempdir()).glob("autolabel-batch-*"):
+        owner = this_host.fullmatch(folder.name)
+        if owner and not _process_exists(int(owner[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def propagate_clip(job: ClipJob, out: Path, options: BatchOptions) -> dict:
-    with tempfile.TemporaryDirectory(prefix="autolabel-batch-") as scratch:
+    remove_stale_scratch()
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix()) as scratch:
         video = job.video if job.frame_files is None else frames_view(job.frame_files, Path(scratch) / "frames")
         keyframes = keyframe_paths(job, options.keyframe_every)
         cache = FlowCache(options.flow_cache) if options.flow_cache is not None else None
