@@ -382,3 +382,31 @@ def test_stale_batch_scratch_of_dead_processes_is_removed(tmp_path, monkeypatch)
         (folder / "frames").mkdir(parents=True)
     batch_module.remove_stale_scratch()
     assert not stale.exists() and alive.exists() and other_host.exists() and unknown.exists()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_stops_a_batch_and_leaves_only_finished_clips(slow_clip, tmp_path, jobs):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data, out, scratch = tmp_path / "data", tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
+    for name in ("a", "b", "c"):
+        (data / name).mkdir(parents=True)
+        (data / name / "frames").symlink_to(slow_clip / "frames")
+        (data / name / "labels").symlink_to(slow_clip / "keys")
+    process = subprocess.Popen([sys.executable, "-m", "autolabel", "batch", data, "-o", out, "--jobs", str(jobs),
+                                "--flow", "farneback", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True,
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(scratch)})
+    while not any(out.glob("*/.autolabel-staging/labels/*.png")) and process.poll() is None:  # mid-clip
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the batch and its workers
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 130, errors
+    assert errors.strip().splitlines()[-1].startswith("interrupted: clips finished before are kept"), errors
+    assert "Traceback" not in errors
+    assert not any(out.rglob(".autolabel-staging")) and not any(scratch.iterdir())
+    assert all((clip / "manifest.json").exists() for clip in out.iterdir() if clip.is_dir())

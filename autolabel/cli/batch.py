@@ -18,7 +18,7 @@ from ..progress import Reporter, console, tables
 from .main import app
 from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
                       LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption,
-                      command_line, fail, make_settings)
+                      command_line, fail, interrupted, make_settings)
 
 
 def results_table(lines: list[dict]) -> Table:
@@ -127,7 +127,10 @@ def batch_command(
         tables.print(dry_run_table(selected, out, options))
         return
     report = out / (REPORT if shard_index is None else f"batch-report-{shard_index[0]}-of-{shard_index[1]}.jsonl")
-    lines = run_selected(selected, out, options, backend.value, jobs, ray_address, quiet)
+    try:
+        lines = run_selected(selected, out, options, backend.value, jobs, ray_address, quiet)
+    except KeyboardInterrupt:
+        interrupted("clips finished before are kept (--resume skips them); the clip in progress is discarded")
     write_report(report, lines)
     if not quiet:
         tables.print(results_table(lines))

@@ -49,7 +49,7 @@ def fail(error: Exception) -> None:
 
 def interrupted(what_remains: str) -> None:
     """Ctrl-C: one line saying what is on disk now, exit code 130 (128 + SIGINT), as shells expect."""
-    console.print(f"interrupted: {what_remains}", highlight=False, markup=False)
+    console.print(f"interrupted: {what_remains}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(130)
 
 

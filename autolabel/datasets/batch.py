@@ -146,10 +146,38 @@ def _start_worker(workers: int, batch_pid: int) -> None:
     with the batch: a worker orphaned by `kill -9 <batch>` must not go on writing a clip that the
     resumed batch redoes at the same time."""
     cv2.setNumThreads(max(1, (os.cpu_count() or 1) // workers))
+    signal.signal(signal.SIGINT, _interrupt_worker)
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != batch_pid:  # the batch died before prctl took effect
             os._exit(1)
+
+
+_running_clip = False  # in a worker process: whether run_job is running now
+_interrupted = False   # in a worker process: Ctrl-C came
+
+
+def _interrupt_worker(signum, frame) -> None:
+    """Ctrl-C in a worker: a running clip unwinds (run_clip removes what it staged), and no other
+    clip starts. The worker itself stays until the pool shuts down: one that exits breaks the pool,
+    which then kills the others in the middle of cleaning up."""
+    global _interrupted
+    _interrupted = True
+    if _running_clip:
+        raise KeyboardInterrupt
+
+
+def _run_job_in_worker(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:
+    global _running_clip
+    if _interrupted:
+        return failed_line(job, "interrupted")
+    _running_clip = True
+    try:
+        return run_job(job, out_root, options)
+    except KeyboardInterrupt:
+        return failed_line(job, "interrupted")
+    finally:
+        _running_clip = False
 
 
 def run_in_processes(jobs: list[ClipJob], out_root: Path, options: BatchOptions, workers: int, on_done) -> None:
@@ -157,13 +185,24 @@ def run_in_processes(jobs: list[ClipJob], out_root: Path, options: BatchOptions,
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                              initargs=(workers, os.getpid())) as pool:
-        futures = {pool.submit(run_job, job, out_root, options): job for job in jobs}
-        for future in as_completed(futures):
-            try:
-                line = future.result()
-            except BrokenProcessPool:
-                line = failed_line(futures[future], "a worker process died (killed, or out of memory?)")
-            on_done(line)
+        # Workers start (on submit) ignoring Ctrl-C until their initializer installs _interrupt_worker.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            futures = {pool.submit(_run_job_in_worker, job, out_root, options): job for job in jobs}
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        try:
+            for future in as_completed(futures):
+                try:
+                    line = future.result()
+                except BrokenProcessPool:
+                    line = failed_line(futures[future], "a worker process died (killed, or out of memory?)")
+                on_done(line)
+        except KeyboardInterrupt:  # stop now: no queued clip starts, running ones unwind
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid, signal.SIGINT)  # a terminal's Ctrl-C reached them already; `kill -INT` did not
+            pool.shutdown(wait=True, cancel_futures=True)  # waits for the running clips to unwind
+            raise
 
 
 def run_on_ray(jobs: list[ClipJob], out_root: Path, options: BatchOptions, address: str | None,
