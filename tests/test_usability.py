@@ -243,7 +243,7 @@ def test_batch_skips_autolabel_outputs_and_says_what_it_looked_for(tmp_path, sma
         assert layout in errors[0], output
     shutil.copytree(small_clip, trial / "clip")  # a real clip beside the earlier results
     code, output = run_cli("batch", trial, "-o", tmp_path / "out", "--dry-run")
-    assert code == 0 and "1 clips" in output and "run1" not in output, output
+    assert code == 0 and "1 clip" in output and "run1" not in output, output
     (tmp_path / "empty").mkdir()
     code, output = run_cli("batch", tmp_path / "empty", "-o", tmp_path / "out", "--layout", "generic")
     assert code == 2 and "no clips found in the generic layout (<clip>/frames/" in output, output
@@ -410,3 +410,34 @@ def test_ctrl_c_stops_a_batch_and_leaves_only_finished_clips(slow_clip, tmp_path
     assert "Traceback" not in errors
     assert not any(out.rglob(".autolabel-staging")) and not any(scratch.iterdir())
     assert all((clip / "manifest.json").exists() for clip in out.iterdir() if clip.is_dir())
+
+
+# ---- item 13: progress log lines give the rate and the time left -----------------------------------
+
+def test_progress_lines_without_a_terminal_give_rate_and_time_left(monkeypatch, capsys):
+    from autolabel import progress
+
+    clock = iter([100.0, 102.0, 104.0, 200.0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    with progress.Reporter("propagating", log_every_s=0) as reporter:
+        for done in (1, 6, 7, 10):
+            reporter.frames(done, 10)
+    assert capsys.readouterr().err.splitlines() == [
+        "propagating: 1/10", "propagating: 6/10, 2.5/s, 2s left", "propagating: 7/10, 1.5/s, 2s left",
+        "propagating: 10/10, 0.1/s"]
+
+
+# ---- item 15: sizes are W x H everywhere, and counts agree with their nouns ------------------------
+
+def test_sizes_are_width_by_height_and_one_is_singular(tmp_path, small_clip):
+    import shutil
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy(small_clip / "keyframes" / "00005.png", keys)
+    code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", keys, "-o", tmp_path / "out")
+    assert code == 0 and "16 frames, 96x64, 1 keyframe, labels:" in output, output  # the clip is 96 wide
+    from autolabel.progress import counted
+
+    assert (counted(1, "frame"), counted(0, "clip"), counted(2, "keyframe label")) == (
+        "1 frame", "0 clips", "2 keyframe labels")

@@ -14,7 +14,7 @@ from ..datasets.fingerprint import BatchOptions, complete_manifest, fingerprint,
 from ..datasets.layouts import LAYOUTS, ClipJob, find_clips, no_clips_message
 from ..errors import InputError
 from ..io.output import check_writable
-from ..progress import Reporter, console, tables
+from ..progress import Reporter, console, counted, tables
 from .main import app
 from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
                       LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption,
@@ -35,12 +35,12 @@ def results_table(lines: list[dict]) -> Table:
 
 
 def dry_run_table(jobs: list[ClipJob], out_root: Path, options: BatchOptions) -> Table:
-    table = Table(title=f"autolabel batch --dry-run: {len(jobs)} clips")
+    table = Table(title=f"autolabel batch --dry-run: {counted(len(jobs), 'clip')}")
     for column in ("clip", "frames", "keyframes", "out", "action"):
         table.add_column(column, justify="right" if column == "keyframes" else "left")
     for job in jobs:
         out = out_root / job.out_subdir
-        frames = f"{len(job.frame_files)} frames in {job.video}" if job.frame_files is not None else str(job.video)
+        frames = f"{counted(len(job.frame_files), 'frame')} in {job.video}" if job.frame_files is not None else str(job.video)
         try:
             count = str(len(keyframe_paths(job, options.keyframe_every)))
             complete = options.resume and complete_manifest(out, fingerprint(job, options)) is not None
@@ -155,7 +155,7 @@ def check_out(out: Path, jobs: list[ClipJob], may_replace: bool) -> None:
     check_writable(out)
     done_before = [] if may_replace else [job.name for job in jobs if holds_results(out / job.out_subdir)]
     if done_before:
-        raise InputError(out, f"already holds results of {len(done_before)} clips ({', '.join(done_before[:3])}"
+        raise InputError(out, f"already holds results of {counted(len(done_before), 'clip')} ({', '.join(done_before[:3])}"
                               f"{', …' if len(done_before) > 3 else ''}); pass --resume to skip complete ones "
                               "or --overwrite to redo them")
 

@@ -10,7 +10,7 @@ import typer
 
 from .. import __version__
 from ..errors import InputError
-from ..progress import Reporter, console, tables
+from ..progress import Reporter, console, counted, tables
 from .help import App
 from .options import (DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
                       LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, VideoOption,
@@ -78,7 +78,7 @@ def propagate(
         interrupted("kept the previous results" if had_results else "no results written")
     if not quiet:
         mean = sum(f["mean_confidence"] for f in manifest["frames"]) / len(manifest["frames"])
-        console.print(f"wrote {len(manifest['frames'])} labels to {out}/labels (mean confidence {mean:.3f}) "
+        console.print(f"wrote {counted(len(manifest['frames']), 'label')} to {out}/labels (mean confidence {mean:.3f}) "
                       f"in {manifest['timings']['total']:.1f}s", highlight=False)
 
 

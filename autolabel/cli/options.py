@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -49,6 +50,7 @@ def fail(error: Exception) -> None:
 
 def interrupted(what_remains: str) -> None:
     """Ctrl-C: one line saying what is on disk now, exit code 130 (128 + SIGINT), as shells expect."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is stopped and cleaned up: a second Ctrl-C has nothing to do
     console.print(f"interrupted: {what_remains}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(130)
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..core.pipeline import ClassSet
 from ..errors import InputError
+from ..progress import counted
 from .frames import natural_key
 from .labels import LabelFormat, detect_format, read_label
 
@@ -60,7 +61,7 @@ def matched_by_number(paths: dict[int, Path], stems: list[str]) -> str | None:
     if not renamed:
         return None
     example = ", ".join(f"{name} -> {stem}" for name, stem in renamed[:2]) + (", …" if len(renamed) > 2 else "")
-    return f"{len(renamed)} keyframe labels matched to frames by number, leading zeros aside ({example})"
+    return f"{counted(len(renamed), 'keyframe label')} matched to frames by number, leading zeros aside ({example})"
 
 
 def load_keyframes(paths: dict[int, Path], size: tuple[int, int], *, label_format: str | None = None,

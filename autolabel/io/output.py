@@ -19,6 +19,7 @@ import numpy as np
 from .. import __version__
 from ..core.pipeline import Propagator, Settings
 from ..errors import InputError
+from ..progress import counted
 from .frames import FrameSource
 from .keyframes import find_keyframes, load_keyframes, matched_by_number
 from .labels import write_confidence, write_label
@@ -70,8 +71,8 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
             on_start(note)
         keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
                               ignore_index=ignore_index, color_table=color_table)
-        on_start(f"{len(source)} frames {source.width}x{source.height}, {len(keys.paths)} keyframes, "
-                 f"labels: {keys.format.describe()}")
+        on_start(f"{counted(len(source), 'frame')}, {source.width}x{source.height}, "
+                 f"{counted(len(keys.paths), 'keyframe')}, labels: {keys.format.describe()}")
         propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache)
         started = time.perf_counter()
         staging = out / STAGING
