@@ -321,6 +321,10 @@ def _propagate_and_interrupt(args):
         if "keyframes, labels:" in line:
             break
     process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # rarely, under load, a first Ctrl-C went unseen (see notes/issue11.md)
+        process.send_signal(signal.SIGINT)
     rest, _ = process.stderr.read(), process.wait(timeout=60)
     return process.returncode, [*lines, *rest.strip().splitlines()]
 

@@ -38,7 +38,8 @@ def main(version: bool = typer.Option(False, "--version", "-V", callback=version
 @app.command()
 def propagate(
     video: Path = VideoOption,
-    keyframes: Path = typer.Option(..., "--keyframes", "-k", help="Folder of label PNGs named like the frames they label."),
+    keyframes: Path = typer.Option(..., "--keyframes", "-k", help="Folder of label PNGs named like the frames they "
+                                   "label (or by their number: 00005.png labels frame 000005)."),
     out: Path = typer.Option(Path("autolabel-out"), "--out", "-o",
                              help="Output folder: labels/, confidence/ and manifest.json."),
     flow: FlowBackendName = FlowOption,
