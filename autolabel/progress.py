@@ -5,11 +5,30 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 console = Console(stderr=True)  # messages and progress: stderr, so stdout stays clean for --json
 # Tables are results: stdout, wide enough for a log file or a pipe, not squeezed to 80 columns.
 tables = Console(width=None if sys.stdout.isatty() else 160)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second (frames, clips, steps), once there is a rate."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f}/s" if task.speed else "", style="progress.data.speed")
+
+
+def counted(number: int, noun: str) -> str:
+    """'1 frame', '2 frames'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 class Reporter:
@@ -20,11 +39,12 @@ class Reporter:
         self._bar = None
         self._task = None
         self._last_log = 0.0
+        self._first: tuple[float, int] | None = None  # (time, done) at the first report: the rate's start
 
     def __enter__(self) -> "Reporter":
         if not self.quiet and console.is_terminal:
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=console, transient=False)
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                                 TimeRemainingColumn(), TextColumn("left"), console=console, transient=False)
             self._bar.start()
         return self
 
@@ -45,6 +65,13 @@ class Reporter:
             self._bar.update(self._task, completed=done)
             return
         now = time.monotonic()
+        if self._first is None:
+            self._first = (now, done)
         if done == total or now - self._last_log >= self.log_every_s:
             self._last_log = now
-            print(f"{self.description}: {done}/{total}", file=sys.stderr, flush=True)
+            line = f"{self.description}: {done}/{total}"
+            started, done_then = self._first
+            if done > done_then and now > started:
+                rate = (done - done_then) / (now - started)
+                line += f", {rate:.1f}/s" + (f", {duration((total - done) / rate)} left" if done < total else "")
+            print(line, file=sys.stderr, flush=True)

@@ -34,12 +34,14 @@ def report(out: Path, name: str = "batch-report.jsonl") -> dict[str, dict]:
 
 
 def outputs(out: Path) -> dict[str, object]:
-    """Every file under OUT: PNG bytes, manifests without their timings, report lines without seconds."""
+    """Every file under OUT: PNG bytes, manifests without what differs between runs (timings, start time,
+    command line), report lines without seconds."""
     found: dict[str, object] = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         name = path.relative_to(out).as_posix()
         if path.name == "manifest.json":
-            found[name] = {k: v for k, v in json.loads(path.read_text()).items() if k != "timings"}
+            found[name] = {k: v for k, v in json.loads(path.read_text()).items()
+                           if k not in ("timings", "started", "command")}
         elif path.name.startswith("batch-report"):
             found[name] = None  # timings and statuses differ between runs
         else:

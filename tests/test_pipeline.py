@@ -18,7 +18,7 @@ def test_segments_cover_the_clip_around_keyframes():
 
 def test_pure_translation_propagates_near_perfectly():
     clip = make_clip(n_frames=21, height=96, width=128, n_objects=3, seed=1, motion="translate")
-    labels, confidence = propagate(clip.frames, {0: clip.labels[0], 20: clip.labels[20]})
+    labels, confidence = propagate(clip.frames, {0: clip.labels[0], 20: clip.labels[20]}, refiner=None)
     for index in range(1, 20):
         # Content entering at the border was never seen by a keyframe; score the rest.
         inside = np.zeros(clip.labels[index].shape, bool)
@@ -30,14 +30,14 @@ def test_pure_translation_propagates_near_perfectly():
 
 def test_keyframes_are_written_through_unchanged():
     clip = make_clip(n_frames=12, height=64, width=96, seed=2)
-    labels, confidence = propagate(clip.frames, {0: clip.labels[0], 11: clip.labels[11]})
+    labels, confidence = propagate(clip.frames, {0: clip.labels[0], 11: clip.labels[11]}, refiner=None)
     assert np.array_equal(labels[0], clip.labels[0]) and np.array_equal(labels[11], clip.labels[11])
     assert confidence[0].min() == 1.0
 
 
 def test_occlusion_lowers_confidence_where_it_happens():
     clip = make_clip(n_frames=31, height=120, width=160, n_objects=4, seed=0)
-    labels, confidence = propagate(clip.frames, {0: clip.labels[0], 30: clip.labels[30]})
+    labels, confidence = propagate(clip.frames, {0: clip.labels[0], 30: clip.labels[30]}, refiner=None)
     occluded = np.concatenate([clip.occluded[i].ravel() for i in range(1, 30)])
     conf = np.concatenate([confidence[i].ravel() for i in range(1, 30)])
     assert occluded.sum() > 500
@@ -51,7 +51,7 @@ def test_reliability_fusion_beats_distance_fusion_on_occlusions():
         for seed in range(3):
             clip = make_clip(n_frames=21, height=96, width=128, n_objects=4, seed=seed)
             labels, _ = propagate(clip.frames, {0: clip.labels[0], 20: clip.labels[20]},
-                                  settings=Settings(fusion=fusion))
+                                  settings=Settings(fusion=fusion), refiner=None)
             for i in range(1, 20):
                 correct += (labels[i] == clip.labels[i]).sum()
                 total += labels[i].size
@@ -61,8 +61,8 @@ def test_reliability_fusion_beats_distance_fusion_on_occlusions():
 
 def test_same_inputs_give_identical_outputs():
     clip = make_clip(n_frames=12, height=64, width=96, seed=4)
-    first = propagate(clip.frames, {3: clip.labels[3], 9: clip.labels[9]})
-    second = propagate(clip.frames, {3: clip.labels[3], 9: clip.labels[9]})
+    first = propagate(clip.frames, {3: clip.labels[3], 9: clip.labels[9]}, refiner=None)
+    second = propagate(clip.frames, {3: clip.labels[3], 9: clip.labels[9]}, refiner=None)
     for a, b in zip(first[0] + first[1], second[0] + second[1]):
         assert np.array_equal(a, b)
 
@@ -71,7 +71,7 @@ def test_ignore_is_carried_as_unlabeled_never_a_class():
     clip = make_clip(n_frames=8, height=64, width=96, seed=5, motion="translate")
     key = clip.labels[0].astype(np.int64)
     key[:, :30] = 255
-    labels, _ = propagate(clip.frames, {0: key}, ignore_index=255)
+    labels, _ = propagate(clip.frames, {0: key}, ignore_index=255, refiner=None)
     assert (labels[5] == 255).mean() > 0.2
     assert set(np.unique(labels[5])) <= set(np.unique(key))
     classes = ClassSet.from_labels([key], 255)
@@ -105,14 +105,14 @@ def test_memory_does_not_grow_with_clip_length(monkeypatch):
 def test_flow_scale_and_backends_run():
     clip = make_clip(n_frames=6, height=64, width=96, seed=7, motion="translate")
     for settings in (Settings(flow_scale=0.5), Settings(flow="farneback"), Settings(flow_preset="fast")):
-        labels, _ = propagate(clip.frames, {0: clip.labels[0], 5: clip.labels[5]}, settings=settings)
+        labels, _ = propagate(clip.frames, {0: clip.labels[0], 5: clip.labels[5]}, settings=settings, refiner=None)
         assert (labels[2] == clip.labels[2]).mean() > 0.9
 
 
 def test_bad_settings_are_rejected():
     clip = make_clip(n_frames=4, height=32, width=48, seed=8)
     with pytest.raises(ValueError):
-        propagate(clip.frames, {0: clip.labels[0]}, settings=Settings(flow="nope"))
+        propagate(clip.frames, {0: clip.labels[0]}, settings=Settings(flow="nope"), refiner=None)
 
 
 def test_fusing_a_waiting_top2_side_picks_the_argmax_of_the_dense_fusion():
@@ -175,7 +175,7 @@ def test_refiner_sees_fused_labels_and_learns_once_per_two_keyframe_segment(lear
     keyframes = {2: clip.labels[2], 8: clip.labels[8], 13: clip.labels[13]}
     refiner = RecordingRefiner(learns)
     labels, _ = propagate(clip.frames, keyframes, ignore_index=None, refiner=refiner)
-    geometry, _ = propagate(clip.frames, keyframes, ignore_index=None)
+    geometry, _ = propagate(clip.frames, keyframes, ignore_index=None, refiner=None)
     assert all(np.array_equal(a, b) for a, b in zip(labels, geometry))  # refines nothing: labels unchanged
     assert len(refiner.refined) == 16 - 3
     assert all(shape[:2] == (64, 96) and reliability == (64, 96) for _, shape, reliability, _ in refiner.refined)

@@ -11,12 +11,14 @@ from rich.table import Table
 
 from ..datasets.batch import REPORT, parse_shard, run_batch, shard_of, write_report
 from ..datasets.fingerprint import BatchOptions, complete_manifest, fingerprint, holds_results, keyframe_paths
-from ..datasets.layouts import LAYOUTS, ClipJob, find_clips
+from ..datasets.layouts import LAYOUTS, ClipJob, find_clips, no_clips_message
 from ..errors import InputError
-from ..progress import Reporter, console, tables
+from ..io.output import check_writable
+from ..progress import Reporter, console, counted, tables
 from .main import app
-from .options import (FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
-                      LabelFormatOption, LabelKind, PresetOption, ScaleOption, fail, make_settings)
+from .options import (AdaptOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
+                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption,
+                      command_line, fail, interrupted, make_settings)
 
 
 def results_table(lines: list[dict]) -> Table:
@@ -33,12 +35,12 @@ def results_table(lines: list[dict]) -> Table:
 
 
 def dry_run_table(jobs: list[ClipJob], out_root: Path, options: BatchOptions) -> Table:
-    table = Table(title=f"autolabel batch --dry-run: {len(jobs)} clips")
+    table = Table(title=f"autolabel batch --dry-run: {counted(len(jobs), 'clip')}")
     for column in ("clip", "frames", "keyframes", "out", "action"):
         table.add_column(column, justify="right" if column == "keyframes" else "left")
     for job in jobs:
         out = out_root / job.out_subdir
-        frames = f"{len(job.frame_files)} frames in {job.video}" if job.frame_files is not None else str(job.video)
+        frames = f"{counted(len(job.frame_files), 'frame')} in {job.video}" if job.frame_files is not None else str(job.video)
         try:
             count = str(len(keyframe_paths(job, options.keyframe_every)))
             complete = options.resume and complete_manifest(out, fingerprint(job, options)) is not None
@@ -62,8 +64,8 @@ def batch_command(
                                              "video,keyframes,out, or JSON lines with those keys)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: OUT/<clip>/labels, confidence, manifest.json, "
                                                       "and OUT/batch-report.jsonl."),
-    layout: LayoutName = typer.Option(LayoutName.auto, "--layout",
-                                      help="Dataset layout (default: detected). generic: <clip>/frames (or "
+    layout: LayoutName = typer.Option(LayoutName.auto, "--layout", metavar="<layout>",  # too long to show whole
+                                      help="Dataset layout, one of: auto (detect it); generic: <clip>/frames (or "
                                            "<clip>/video.mp4) + <clip>/labels; davis: JPEGImages/480p + "
                                            "Annotations/480p; cityscapes: leftImg8bit_sequence + gtFine; "
                                            "manifest: a CSV/JSON-lines file."),
@@ -73,13 +75,13 @@ def batch_command(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1,
                              help="Clips run at once on this machine (with --backend ray and no cluster: "
                                   "the CPUs of the local Ray instance)."),
-    shard: Optional[str] = typer.Option(None, "--shard",
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="<I/N>",
                                         help="I/N: run only shard I (0-based) of N, the clips I, I+N, I+2N, … "
                                              "in sorted order; for job arrays over many machines."),
     backend: Backend = typer.Option(Backend.local, "--backend",
                                     help="local: processes on this machine; ray: one task per clip on a Ray "
                                          "cluster (needs the ray package)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address",
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="<address>",
                                               help="Ray cluster to join (default: $RAY_ADDRESS, else a local "
                                                    "instance)."),
     resume: bool = typer.Option(False, "--resume",
@@ -96,6 +98,9 @@ def batch_command(
     fusion: Fusion = FusionOption,
     label_format: Optional[LabelKind] = LabelFormatOption,
     ignore_index: int = IgnoreIndexOption,
+    refine: bool = RefineOption,
+    refiner_path: Optional[Path] = RefinerOption,
+    adapt: bool = AdaptOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output or table."),
 ) -> None:
     """Propagate labels through every clip of a dataset, in parallel, resumable.
@@ -106,8 +111,12 @@ def batch_command(
     dataset, out = dataset.absolute(), out.absolute()  # Ray workers run in other folders, maybe on other machines
     options = BatchOptions(make_settings(flow, flow_preset, flow_scale, fusion),
                            label_format.value if label_format else None, ignore_index, keyframe_every,
-                           flow_cache.absolute() if flow_cache else None, overwrite, resume)
+                           flow_cache.absolute() if flow_cache else None, overwrite, resume,
+                           refine=refine, refiner=refiner_path.absolute() if refiner_path else None, adapt=adapt,
+                           command=command_line())
     try:
+        if refiner_path is not None and not refiner_path.is_file():
+            raise InputError(refiner_path, "refiner weights not found")
         shard_index = parse_shard(shard) if shard else None
         selected = select_clips(dataset, layout.value, shard_index)
         check_out(out, selected, may_replace=resume or overwrite)
@@ -117,7 +126,10 @@ def batch_command(
         tables.print(dry_run_table(selected, out, options))
         return
     report = out / (REPORT if shard_index is None else f"batch-report-{shard_index[0]}-of-{shard_index[1]}.jsonl")
-    lines = run_selected(selected, out, options, backend.value, jobs, ray_address, quiet)
+    try:
+        lines = run_selected(selected, out, options, backend.value, jobs, ray_address, quiet)
+    except KeyboardInterrupt:
+        interrupted("clips finished before are kept (--resume skips them); the clip in progress is discarded")
     write_report(report, lines)
     if not quiet:
         tables.print(results_table(lines))
@@ -131,7 +143,7 @@ def batch_command(
 def select_clips(dataset: Path, layout: str, shard: tuple[int, int] | None) -> list[ClipJob]:
     jobs = find_clips(dataset, layout)
     if not jobs:
-        raise InputError(dataset, f"no clips found (layout {layout}); see --layout")
+        raise InputError(dataset, no_clips_message(layout))
     return shard_of(jobs, *shard) if shard else jobs
 
 
@@ -139,9 +151,10 @@ def check_out(out: Path, jobs: list[ClipJob], may_replace: bool) -> None:
     """Refuse, before any work, to write into a file or over earlier results nobody asked to replace."""
     if out.exists() and not out.is_dir():
         raise InputError(out, "output path exists and is not a folder")
+    check_writable(out)
     done_before = [] if may_replace else [job.name for job in jobs if holds_results(out / job.out_subdir)]
     if done_before:
-        raise InputError(out, f"already holds results of {len(done_before)} clips ({', '.join(done_before[:3])}"
+        raise InputError(out, f"already holds results of {counted(len(done_before), 'clip')} ({', '.join(done_before[:3])}"
                               f"{', …' if len(done_before) > 3 else ''}); pass --resume to skip complete ones "
                               "or --overwrite to redo them")
 

@@ -10,14 +10,16 @@ import typer
 
 from .. import __version__
 from ..errors import InputError
-from ..progress import Reporter, console, tables
+from ..progress import Reporter, console, counted, tables
+from .help import App
 from .options import (AdaptOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
-                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, fail,
-                      make_refiner, make_settings)
+                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, VideoOption,
+                      command_line, fail, interrupted, make_refiner, make_settings)
 
-app = typer.Typer(
+app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
-         "to every frame, a refiner repairs them, and every label comes with a confidence map.",
+         "to every frame, a refiner repairs them with what the frames show, and every label comes with a "
+         "confidence map.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -28,16 +30,16 @@ def version_callback(value: bool) -> None:
 
 
 @app.callback()
-def main(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+def main(version: bool = typer.Option(False, "--version", "-V", callback=version_callback, is_eager=True,
                                       help="Print the version and exit.")) -> None:
     pass
 
 
 @app.command()
 def propagate(
-    video: Path = typer.Option(..., "--video", "-v", help="Folder of frames (jpg/png, natural order) or a video file "
-                               "(mp4/avi/mov; frames are named 000000, 000001, …)."),
-    keyframes: Path = typer.Option(..., "--keyframes", "-k", help="Folder of label PNGs named like the frames they label."),
+    video: Path = VideoOption,
+    keyframes: Path = typer.Option(..., "--keyframes", "-k", help="Folder of label PNGs named like the frames they "
+                                   "label (or by their number: 00005.png labels frame 000005)."),
     out: Path = typer.Option(Path("autolabel-out"), "--out", "-o",
                              help="Output folder: labels/, confidence/ and manifest.json."),
     flow: FlowBackendName = FlowOption,
@@ -60,21 +62,24 @@ def propagate(
     Writes OUT/labels/<stem>.png in the keyframes' own format, OUT/confidence/<stem>.png
     (8-bit, 255 x the probability that the label is right) and OUT/manifest.json.
     """
-    from ..io.output import run_clip
+    from ..io.output import RESULT_NAMES, run_clip
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
+    had_results = any((out / name).exists() for name in RESULT_NAMES)
     try:
         refiner = make_refiner(refine, refiner_path, adapt)
         with Reporter("propagating", quiet) as reporter:
             manifest = run_clip(video, keyframes, out, settings=settings, refiner=refiner,
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
-                                on_start=reporter.say, on_frame=reporter.frames)
+                                command=command_line(), on_start=reporter.say, on_frame=reporter.frames)
     except (InputError, ValueError) as error:
         fail(error)
+    except KeyboardInterrupt:
+        interrupted("kept the previous results" if had_results else "no results written")
     if not quiet:
         mean = sum(f["mean_confidence"] for f in manifest["frames"]) / len(manifest["frames"])
-        console.print(f"wrote {len(manifest['frames'])} labels to {out}/labels (mean confidence {mean:.3f}) "
+        console.print(f"wrote {counted(len(manifest['frames']), 'label')} to {out}/labels (mean confidence {mean:.3f}) "
                       f"in {manifest['timings']['total']:.1f}s", highlight=False)
 
 
@@ -92,8 +97,11 @@ def evaluate(
     ignore_index: int = typer.Option(255, "--ignore-index", help="Ground-truth id that is not scored."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for scripts)."),
 ) -> None:
-    """Score predicted labels against ground truth: IoU per class, J or mIoU, boundary F,
-    scores by distance from the nearest keyframe, and confidence calibration."""
+    """Score predicted labels against ground truth.
+
+    IoU per class, J or mIoU, boundary F, scores by distance from the nearest keyframe, and
+    confidence calibration.
+    """
     from ..tools.evaluate import evaluate as evaluate_folders, report_table
 
     try:
@@ -144,9 +152,12 @@ def bench(
     classes: int = typer.Option(19, "--classes", min=1, max=256,
                                 help="With --long-clip: classes in the generated clip, all in every keyframe at 1080p."),
 ) -> None:
-    """Quality and speed on densely labeled clips: score, calibration, frames per second, peak
-    memory, and the wall time of the `autolabel propagate` command as a ratio to the optical flow
-    alone (a plain loop: decode, both flows per pair; same run)."""
+    """Measure quality and speed on densely labeled clips.
+
+    Score, calibration, frames per second, peak memory, and the wall time of the `autolabel
+    propagate` command as a ratio to the optical flow alone (a plain loop: decode, both flows
+    per pair; same run).
+    """
     from ..tools.bench import bench_clip, bench_long_clip, expand_clips, results_table
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
@@ -205,5 +216,6 @@ def train(
                                     log=reporter.say)
     except InputError as error:
         fail(error)
-    console.print(f"wrote {out}: default {summary['default']} from {summary['samples']} propagations "
-                  f"in {summary['seconds']:.0f}s", highlight=False)
+    defaults = ", ".join(f"up to {size} classes: {setting}" for size, setting in summary["defaults"].items())
+    console.print(f"wrote {out} from {summary['samples']} propagations in {summary['seconds']:.0f}s; defaults "
+                  f"{defaults}", highlight=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterable, Iterator
 
 import cv2
@@ -108,6 +108,16 @@ class FlowEstimator:
 LOOKAHEAD_PAIRS = (2, 32)
 
 
+@contextmanager
+def _dropping_queued(pool: ThreadPoolExecutor):
+    """A pool that, when its user stops early (Ctrl-C, an error, a generator closed), drops the
+    queued jobs and waits only for the running one, instead of computing every pair ahead first."""
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimator: FlowEstimator,
                timer=None, room: Callable[[], int] = lambda: 256 * 2**20,
                ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -144,7 +154,7 @@ def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimat
     pending: deque = deque()
     starts = iter(starts)
     lookahead = LOOKAHEAD_PAIRS[0]
-    with ThreadPoolExecutor(1, thread_name_prefix="flow-pairs") as helper:  # one thread: jobs run in order
+    with _dropping_queued(ThreadPoolExecutor(1, thread_name_prefix="flow-pairs")) as helper:  # jobs run in order
         for t in itertools.islice(starts, lookahead):
             pending.append(helper.submit(job, t))
         while pending:

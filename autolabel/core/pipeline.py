@@ -255,11 +255,27 @@ class _Carried:
 
 
 def propagate(frames, keyframes: Mapping[int, np.ndarray], *, ignore_index: int | None = 255,
-              settings: Settings = Settings(), refiner=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Notebook entry point: frames (list of HxWx3 uint8) and {index: HxW ids} keyframes in,
-    (labels, confidences) out, one per frame. Holds everything in memory; the CLI streams."""
+              settings: Settings = Settings(), refiner="default") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Notebook entry point; holds everything in memory (the CLI streams).
+
+    frames: a sequence of RGB frames, each an HxWx3 uint8 array, all one size.
+    keyframes: {frame index: label}, each label an HxW integer array of class or object ids;
+    `ignore_index` marks unlabeled pixels (never propagated as a class).
+    Returns (labels, confidences), one per frame: labels are HxW int64 arrays holding the
+    keyframes' ids (keyframes come back unchanged); confidences are HxW float32 arrays in [0, 1],
+    the probability that the label at that pixel is right (1 on keyframes).
+    refiner: "default" refines with the shipped refiner (core.refine.load_refiner), None gives
+    optical-flow geometry alone, or pass a Refiner.
+    Bad input raises autolabel.InputError with the CLI's one-line message.
+    """
+    from ..io.arrays import check_arrays
     from ..io.frames import ArrayFrames
 
+    check_arrays(frames, keyframes)
+    if isinstance(refiner, str) and refiner == "default":
+        from .refine import load_refiner
+
+        refiner = load_refiner()
     source = ArrayFrames(frames)
     classes = ClassSet.from_labels(keyframes.values(), ignore_index)
     propagator = Propagator(source, lambda i: np.asarray(keyframes[i]), list(keyframes), classes, settings, refiner)

@@ -10,8 +10,10 @@ import ctypes
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -22,6 +24,7 @@ from typing import Callable
 
 import cv2
 
+from ..core.refine import load_refiner
 from ..errors import InputError
 from ..io.output import run_clip
 from .fingerprint import BatchOptions, complete_manifest, fingerprint, keyframe_paths, seal
@@ -60,13 +63,40 @@ def publish_label_names(out: Path, names: LabelNames) -> None:
         link_or_copy(label, target / f"{stem}{label.suffix}", os.link)
 
 
+def scratch_prefix() -> str:
+    """Scratch folders are named by host and process, so a later run can tell whose they are."""
+    return f"autolabel-batch-{socket.gethostname()}-{os.getpid()}-"
+
+
+def remove_stale_scratch() -> None:
+    """Remove the scratch folders of this host's batch processes that are gone (killed by SIGKILL,
+    so their own cleanup never ran); a folder whose process still runs, or of another host, stays."""
+    this_host = re.compile(re.escape(f"autolabel-batch-{socket.gethostname()}-") + r"(\d+)-[a-z0-9_]+")
+    for folder in Path(tempfile.gettempdir()).glob("autolabel-batch-*"):
+        owner = this_host.fullmatch(folder.name)
+        if owner and not _process_exists(int(owner[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def propagate_clip(job: ClipJob, out: Path, options: BatchOptions) -> dict:
-    with tempfile.TemporaryDirectory(prefix="autolabel-batch-") as scratch:
+    remove_stale_scratch()
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix()) as scratch:
         video = job.video if job.frame_files is None else frames_view(job.frame_files, Path(scratch) / "frames")
         keyframes = keyframe_paths(job, options.keyframe_every)
         cache = FlowCache(options.flow_cache) if options.flow_cache is not None else None
+        refiner = load_refiner(options.refiner, options.adapt) if options.refine else None
         return run_clip(video, keyframes, out, settings=options.settings, label_format=options.label_format,
-                        ignore_index=options.ignore_index, flow_cache=cache,
+                        ignore_index=options.ignore_index, flow_cache=cache, refiner=refiner, command=options.command,
                         overwrite=options.overwrite or options.resume)
 
 
@@ -113,10 +143,38 @@ def _start_worker(workers: int, batch_pid: int) -> None:
     with the batch: a worker orphaned by `kill -9 <batch>` must not go on writing a clip that the
     resumed batch redoes at the same time."""
     cv2.setNumThreads(max(1, (os.cpu_count() or 1) // workers))
+    signal.signal(signal.SIGINT, _interrupt_worker)
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != batch_pid:  # the batch died before prctl took effect
             os._exit(1)
+
+
+_running_clip = False  # in a worker process: whether run_job is running now
+_interrupted = False   # in a worker process: Ctrl-C came
+
+
+def _interrupt_worker(signum, frame) -> None:
+    """Ctrl-C in a worker: a running clip unwinds (run_clip removes what it staged), and no other
+    clip starts. The worker itself stays until the pool shuts down: one that exits breaks the pool,
+    which then kills the others in the middle of cleaning up."""
+    global _interrupted
+    _interrupted = True
+    if _running_clip:
+        raise KeyboardInterrupt
+
+
+def _run_job_in_worker(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:
+    global _running_clip
+    if _interrupted:
+        return failed_line(job, "interrupted")
+    _running_clip = True
+    try:
+        return run_job(job, out_root, options)
+    except KeyboardInterrupt:
+        return failed_line(job, "interrupted")
+    finally:
+        _running_clip = False
 
 
 def run_in_processes(jobs: list[ClipJob], out_root: Path, options: BatchOptions, workers: int, on_done) -> None:
@@ -124,13 +182,24 @@ def run_in_processes(jobs: list[ClipJob], out_root: Path, options: BatchOptions,
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                              initargs=(workers, os.getpid())) as pool:
-        futures = {pool.submit(run_job, job, out_root, options): job for job in jobs}
-        for future in as_completed(futures):
-            try:
-                line = future.result()
-            except BrokenProcessPool:
-                line = failed_line(futures[future], "a worker process died (killed, or out of memory?)")
-            on_done(line)
+        # Workers start (on submit) ignoring Ctrl-C until their initializer installs _interrupt_worker.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            futures = {pool.submit(_run_job_in_worker, job, out_root, options): job for job in jobs}
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        try:
+            for future in as_completed(futures):
+                try:
+                    line = future.result()
+                except BrokenProcessPool:
+                    line = failed_line(futures[future], "a worker process died (killed, or out of memory?)")
+                on_done(line)
+        except KeyboardInterrupt:  # stop now: no queued clip starts, running ones unwind
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid, signal.SIGINT)  # a terminal's Ctrl-C reached them already; `kill -INT` did not
+            pool.shutdown(wait=True, cancel_futures=True)  # waits for the running clips to unwind
+            raise
 
 
 def run_on_ray(jobs: list[ClipJob], out_root: Path, options: BatchOptions, address: str | None,

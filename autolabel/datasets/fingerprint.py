@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.pipeline import Settings
+from ..core.refine import DEFAULT_WEIGHTS
 from ..errors import InputError
 from ..io.frames import FrameSource, natural_key
 from ..io.keyframes import find_keyframes
@@ -39,6 +40,10 @@ class BatchOptions:
     flow_cache: Path | None = None
     overwrite: bool = False              # replace results already there
     resume: bool = False                 # skip complete clips, redo the rest
+    refine: bool = True                  # refine the warped labels (core/refine.py)
+    refiner: Path | None = None          # its weights (None: models/refiner.json)
+    adapt: bool = True                   # the refiner chooses its strengths per clip
+    command: str | None = None           # the batch's command line, for the manifests (not a setting)
 
 
 # ------------------------------------------------------------------ inputs and fingerprint
@@ -100,6 +105,8 @@ def fingerprint(job: ClipJob, options: BatchOptions) -> str:
         "keyframe_stems": [stem for stem, _ in job.keyframe_files] if job.keyframe_files is not None else None,
         "frames": [described(path) for path in frames], "keyframes": [described(path) for path in keyframes],
     }
+    if options.refine:  # only then: fingerprints of runs without the refiner stay as they were
+        document["refiner"] = [described(options.refiner or DEFAULT_WEIGHTS), options.adapt]
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 

@@ -48,9 +48,17 @@ def generic_clips(dataset: Path) -> Iterator[ClipJob]:
     for folder in _subfolders(dataset):
         video = _clip_video(folder)
         labels = folder / "labels"
-        if video is None and not labels.is_dir():
-            continue  # not a clip at all
+        if video is None and not labels.is_dir() or _is_autolabel_output(folder):
+            continue  # not a clip at all, or autolabel's own results (labels/ + manifest.json)
         yield ClipJob(folder.name, video or folder / "frames", labels, folder.name)
+
+
+def _is_autolabel_output(folder: Path) -> bool:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("tool") == "autolabel"
 
 
 def _clip_video(folder: Path) -> Path | None:
@@ -153,6 +161,22 @@ def _csv_rows(manifest: Path, text: str) -> Iterator[tuple[int, dict]]:
 LAYOUTS: dict[str, Callable[[Path], Iterator[ClipJob]]] = {
     "generic": generic_clips, "davis": davis_clips, "cityscapes": cityscapes_clips, "manifest": manifest_clips,
 }
+
+
+# What each layout looks for, for the message when a dataset holds no clips.
+LOOKS_FOR = {
+    "generic": "<clip>/frames/ or <clip>/video.*, with <clip>/labels/",
+    "davis": "JPEGImages/480p/<sequence>/",
+    "cityscapes": "leftImg8bit_sequence/<split>/<city>/",
+    "manifest": "a CSV or JSON-lines file",
+}
+
+
+def no_clips_message(layout: str) -> str:
+    if layout == "auto":
+        looked = "; ".join(f"{name}: {what}" for name, what in LOOKS_FOR.items())
+        return f"no clips found; looked for the layouts {looked} (see --layout)"
+    return f"no clips found in the {layout} layout ({LOOKS_FOR[layout]})"
 
 
 def detect_layout(dataset: Path) -> str:

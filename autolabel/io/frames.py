@@ -15,8 +15,11 @@ from PIL import Image
 
 from ..errors import InputError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+# What help and error messages say is readable: the suffixes above, one source of truth.
+IMAGE_FORMATS = ", ".join(suffix[1:] for suffix in IMAGE_SUFFIXES)
+VIDEO_FORMATS = ", ".join(suffix[1:] for suffix in VIDEO_SUFFIXES)
 
 
 def natural_key(name: str) -> list:
@@ -34,6 +37,28 @@ def read_image(path: Path) -> np.ndarray:
         raise InputError(path, f"cannot read image ({error})") from None
 
 
+def _check_unique_stems(files: list[Path]) -> None:
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            raise InputError(path.parent, f"two frames share the stem {path.stem!r}: {seen[path.stem].name} and "
+                             f"{path.name}; outputs are named by stem")
+        seen[path.stem] = path
+
+
+def _check_headers(files: list[Path], width: int, height: int) -> None:
+    """Every frame's header (milliseconds for a whole clip), so that an unreadable or differently
+    sized frame stops the run before it starts; data truncated after the header is found when read."""
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except (OSError, ValueError, SyntaxError) as error:
+            raise InputError(path, f"cannot read image ({error})") from None
+        if size != (width, height):
+            raise InputError(path, f"frame is {size[0]}x{size[1]}, the first frame is {width}x{height}")
+
+
 class FrameSource:
     """A clip's frames, addressed by index, with a stem per frame for naming outputs."""
 
@@ -47,11 +72,11 @@ class FrameSource:
                 key=lambda p: natural_key(p.name),
             )
             if not self._files:
-                raise InputError(self.path, "folder holds no frames (jpg/png)")
+                raise InputError(self.path, f"folder holds no frames ({IMAGE_FORMATS})")
             self.stems = [p.stem for p in self._files]
-            if len(set(self.stems)) != len(self.stems):
-                raise InputError(self.path, "two frames share a stem (e.g. a.jpg and a.png)")
+            _check_unique_stems(self._files)
             first = read_image(self._files[0])
+            _check_headers(self._files, first.shape[1], first.shape[0])
             self._capture = None
         elif self.path.suffix.lower() in VIDEO_SUFFIXES:
             self._files = None
@@ -61,7 +86,7 @@ class FrameSource:
             self._capture = None
             self._position = 0
         else:
-            raise InputError(self.path, "not a folder of frames or a video file (mp4/avi/mov/mkv/webm)")
+            raise InputError(self.path, f"not a folder of frames or a video file ({VIDEO_FORMATS})")
         self.height, self.width = first.shape[:2]
 
     def __len__(self) -> int:

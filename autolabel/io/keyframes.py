@@ -8,6 +8,7 @@ import numpy as np
 
 from ..core.pipeline import ClassSet
 from ..errors import InputError
+from ..progress import counted
 from .frames import natural_key
 from .labels import LabelFormat, detect_format, read_label
 
@@ -36,13 +37,31 @@ def find_keyframes(folder: str | Path, stems: list[str]) -> dict[int, Path]:
     if not files:
         raise InputError(folder, "no keyframe label PNGs in this folder")
     index_of = {stem: i for i, stem in enumerate(stems)}
+    by_number: dict[int, list[int]] = {}  # DAVIS names labels 00000.png, a video's frames are 000000
+    for i, stem in enumerate(stems):
+        if stem.isdigit():
+            by_number.setdefault(int(stem), []).append(i)
     paths = {}
     for path in files:
-        if path.stem not in index_of:
-            raise InputError(path, f"label stem {path.stem!r} matches no frame (frames are "
-                             f"{stems[0]} … {stems[-1]})")
-        paths[index_of[path.stem]] = path
+        if path.stem in index_of:
+            paths[index_of[path.stem]] = path
+            continue
+        matches = by_number.get(int(path.stem), []) if path.stem.isdigit() else []
+        if len(matches) != 1:
+            raise InputError(path, f"label stem {path.stem!r} matches no frame (frames are {stems[0]} … "
+                             f"{stems[-1]})" if not matches else f"label stem {path.stem!r} matches several "
+                             f"frames by number ({', '.join(stems[i] for i in matches)})")
+        paths[matches[0]] = path
     return paths
+
+
+def matched_by_number(paths: dict[int, Path], stems: list[str]) -> str | None:
+    """A note on the labels whose stems equal their frame's number but not its stem, or None."""
+    renamed = [(path.name, stems[index]) for index, path in sorted(paths.items()) if path.stem != stems[index]]
+    if not renamed:
+        return None
+    example = ", ".join(f"{name} -> {stem}" for name, stem in renamed[:2]) + (", …" if len(renamed) > 2 else "")
+    return f"{counted(len(renamed), 'keyframe label')} matched to frames by number, leading zeros aside ({example})"
 
 
 def load_keyframes(paths: dict[int, Path], size: tuple[int, int], *, label_format: str | None = None,

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -18,8 +19,9 @@ import numpy as np
 from .. import __version__
 from ..core.pipeline import Propagator, Settings
 from ..errors import InputError
+from ..progress import counted
 from .frames import FrameSource
-from .keyframes import find_keyframes, load_keyframes
+from .keyframes import find_keyframes, load_keyframes, matched_by_number
 from .labels import write_confidence, write_label
 
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
@@ -32,27 +34,45 @@ def check_output(out: Path, overwrite: bool) -> None:
     existing = [name for name in RESULT_NAMES if (out / name).exists()]
     if existing and not overwrite:
         raise InputError(out, f"already holds results ({', '.join(existing)}); pass --overwrite to replace them")
+    check_writable(out)
+
+
+def check_writable(out: Path) -> None:
+    """Make and remove the staging folder (and `out`, if new) before any work: an output folder that
+    cannot be written (no permission, read-only file system) is found now, not after the whole clip."""
+    created = next((folder for folder in (*reversed(out.parents), out, out / STAGING)
+                    if not folder.exists()), None)
+    try:
+        (out / STAGING).mkdir(parents=True, exist_ok=True)  # exists when left by a killed run
+    except OSError as error:
+        raise InputError(out, f"cannot write the output folder ({error.strerror or error})") from None
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
 
 
 def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: str | Path, *,
              settings: Settings = Settings(),
              label_format: str | None = None, ignore_index: int | None = 255, color_table=None,
-             refiner=None, flow_cache=None, overwrite: bool = False,
+             refiner=None, flow_cache=None, overwrite: bool = False, command: str | None = None,
              on_start: Callable[[str], None] = lambda message: None,
              on_frame: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Propagate `keyframes` (a folder, or {frame index: label path}) through `video` into `out`.
 
-    Returns the manifest."""
+    `command` (the command line that asked for this run) is recorded in the manifest. Returns the manifest."""
+    started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out = Path(out)
     check_output(out, overwrite)
     created_out = not out.exists()
     source = FrameSource(video)
     try:
         paths = keyframes if isinstance(keyframes, dict) else find_keyframes(keyframes, source.stems)
+        if not isinstance(keyframes, dict) and (note := matched_by_number(paths, source.stems)):
+            on_start(note)
         keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
                               ignore_index=ignore_index, color_table=color_table)
-        on_start(f"{len(source)} frames {source.width}x{source.height}, {len(keys.paths)} keyframes, "
-                 f"labels: {keys.format.describe()}")
+        on_start(f"{counted(len(source), 'frame')}, {source.width}x{source.height}, "
+                 f"{counted(len(keys.paths), 'keyframe')}, labels: {keys.format.describe()}")
         propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache)
         started = time.perf_counter()
         staging = out / STAGING
@@ -76,13 +96,15 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                 }
                 on_frame(done, len(source))
             manifest = {
-                "tool": "autolabel", "version": __version__,
+                "tool": "autolabel", "version": __version__, "command": command, "started": started_at,
                 "video": str(video), "keyframes": [stems[i] for i in keys.indices],
                 "settings": {**settings.as_dict(), "label_format": keys.format.kind,
                              "ignore_index": keys.format.ignore_index,
                              "refiner": getattr(refiner, "name", None)},
                 "format": keys.format.describe(),
                 "class_ids": [int(i) for i in keys.classes.ids],
+                **({"color_table": [[i, *rgb] for i, rgb in enumerate(keys.format.colors)]}  # rows: id, r, g, b
+                   if keys.format.kind == "rgb" else {}),
                 "n_frames": len(source), "size": [source.width, source.height],
                 "frames": [records[i] for i in range(len(source))],
                 "timings": {stage: round(s, 3) for stage, s in propagator.timer.seconds.items()}

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io.output import run_clip
-from ..progress import Reporter, console, tables
+from ..io.output import check_writable, run_clip
+from ..progress import Reporter, console, counted, tables
 from .evaluate import evaluate, report_table
 from .preview import contact_sheet, heat, overlay
 from .synth import make_clip, write_clip
@@ -22,9 +22,12 @@ def run_demo(out: Path, keyframe_every: int = 10, overwrite: bool = False, n_fra
         for name in ("clip", "keyframes", "result", "preview.png"):
             path = out / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    check_writable(out)
     with Reporter("propagating") as reporter:
-        reporter.say(f"making a synthetic clip: {n_frames} frames, 240x320, 4 moving objects with occlusions")
-        clip = make_clip(n_frames=n_frames, height=240, width=320, n_objects=4, seed=0)
+        width, height = 320, 240
+        reporter.say(f"making a synthetic clip: {counted(n_frames, 'frame')}, {width}x{height}, 4 moving objects "
+                     "with occlusions")
+        clip = make_clip(n_frames=n_frames, height=height, width=width, n_objects=4, seed=0)
         clip_dir = write_clip(clip, out / "clip", label_format="palette")
         keyframes = out / "keyframes"
         keyframes.mkdir(parents=True)
