@@ -154,9 +154,9 @@ def bench(
 ) -> None:
     """Measure quality and speed on densely labeled clips.
 
-    Score, calibration, frames per second, peak memory, and the wall time of the `autolabel
-    propagate` command as a ratio to the optical flow alone (a plain loop: decode, both flows
-    per pair; same run).
+    Score, calibration, frames per second, peak memory, and the wall time
+    of the `autolabel propagate` command as a ratio to the optical flow
+    alone (a plain loop: decode, both flows per pair; same run).
     """
     from ..tools.bench import bench_clip, bench_long_clip, expand_clips, results_table
 
