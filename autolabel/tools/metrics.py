@@ -8,10 +8,11 @@ in-memory results.
 Definitions (scores in percent, ECE as a fraction):
 
 * Region score. A confusion matrix of pixel counts [GT id, predicted id] is
-  summed over the scored frames; pixels whose GT is the ignore id are left out.
+  summed over the scored frames; pixels whose GT is an ignore id are left out (with
+  `evaluated_ids`, every GT id outside them: Cityscapes' 19 classes).
   IoU of an id = intersection / union from those clip totals, so an object is
   weighted by its pixels over the clip, not by frame. Ids present in GT or
-  prediction count; the ignore id never does.
+  prediction count; an ignore id never does.
   - semantic formats (grayscale ids, RGB): mIoU = mean IoU over those ids.
   - object formats (palette, binary): J = mean IoU over object ids, background
     (id 0) excluded; for binary masks the one object is 255.
