@@ -29,6 +29,7 @@ def test_check_is_0_after_a_batch_and_1_after_a_frame_is_touched_or_a_setting_ch
         write_clip(make_clip(n_frames=6, seed=seed, **SIZE), tmp_path / "data" / f"clip{seed}")
     data, out = tmp_path / "data", tmp_path / "out"
 
+    assert batch(data, "--out", out, "--json").exit_code == 2   # --json belongs to --check
     missing = batch(data, "--out", out, "--check", "--json")
     assert missing.exit_code == 1 and not out.exists()
     assert [json.loads(line)["state"] for line in missing.output.splitlines()] == ["missing", "missing"]

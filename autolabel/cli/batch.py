@@ -117,6 +117,8 @@ def batch_command(
     try:
         shard_index = parse_shard(shard) if shard else None
         selected = select_clips(dataset, layout.value, shard_index)
+        if as_json and not check:
+            raise InputError("--json", "only applies to --check")
         if check:
             check_clips(selected, out, options, as_json)
         check_out(out, selected, may_replace=resume or overwrite)
