@@ -45,6 +45,8 @@ def cityscapes_case(root, n_frames=6, seed=0):
         pred[flip] = ids[rng.integers(0, len(ids), flip.sum())]
         stem = f"ulm_000042_{frame:06d}"
         save(root / "gt" / f"{stem}_gtFine_labelIds.png", gt)
+        save(root / "gt" / f"{stem}_gtFine_instanceIds.png", gt)   # a real gtFine folder has these too
+        Image.fromarray(np.stack([gt] * 3, axis=2)).save(root / "gt" / f"{stem}_gtFine_color.png")
         save(root / "out" / "ulm_000042" / "labels" / f"{stem}_leftImg8bit.png", pred)
     manifest = {"settings": {"label_format": "ids", "ignore_index": 255}, "class_ids": ids.tolist(),
                 "frames": [{"stem": f"ulm_000042_{frame:06d}_leftImg8bit"} for frame in range(n_frames)]}
@@ -70,7 +72,7 @@ def test_cityscapes_protocol_equals_cityscapesscripts_with_ignored_ids_and_a_key
     keyframes = tmp_path / "keys"
     save(keyframes / "ulm_000042_000002_leftImg8bit.png", np.zeros((48, 64)))
     export(root / "out", root / "results", "cityscapes")
-    gt_files = sorted((root / "gt").iterdir())
+    gt_files = sorted((root / "gt").glob("*_gtFine_labelIds.png"))
     scored = [path for path in gt_files if "_000002_" not in path.name]
     official = official_cityscapes_miou(root / "results", scored)
 

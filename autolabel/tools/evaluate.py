@@ -20,6 +20,8 @@ from .classnames import CITYSCAPES_EVALUATED, class_names, looks_like_cityscapes
 from .metrics import Scorer
 from .protocols import HEADLINE, PROTOCOLS, DavisScorer, frame_key
 
+CITYSCAPES_NOT_IDS = ("_color", "_instanceIds")
+
 
 # ---------------------------------------------------------------- files
 
@@ -32,6 +34,8 @@ def label_files(folder: str | Path, what: str) -> dict[str, Path]:
                    key=lambda p: natural_key(p.name))
     by_stem: dict[str, Path] = {}
     for path in files:
+        if path.stem.endswith(CITYSCAPES_NOT_IDS) and frame_key(path.stem) != path.stem:
+            continue  # a gtFine folder also holds each frame's colour and instance images
         key = frame_key(path.stem)
         if key in by_stem:
             raise InputError(path, f"is a second file for the frame of {by_stem[key].name}")
