@@ -159,6 +159,10 @@ def test_davis_protocol_by_hand(tmp_path):
     assert report["F-Mean"] == pytest.approx(100 * (f1 + 1) / 2)
     assert report["J&F-Mean"] == pytest.approx(100 * ((j1 + 1) / 2 + (f1 + 1) / 2) / 2)
     assert report["headline"] == {"name": "J&F-Mean", "value": report["J&F-Mean"]}
+    table = CliRunner().invoke(app, ["evaluate", "-p", str(tmp_path / "pred"), "-g", str(tmp_path / "gt"),
+                                     "--protocol", "davis"])
+    assert table.exit_code == 0 and "J&F-Mean (%), the headline" in table.output
+    assert f"{report['J&F-Mean']:.2f}" in table.output and "00001 … 00003" in table.output
 
 
 def test_davis_protocol_reads_binary_ground_truth_as_object_1_and_our_binary_or_exported_output(tmp_path):
