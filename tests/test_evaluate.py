@@ -6,7 +6,8 @@ from PIL import Image
 from rich.console import Console
 
 from autolabel.errors import InputError
-from autolabel.tools.evaluate import evaluate, report_table
+from autolabel.tools.evaluate import evaluate
+from autolabel.tools.report import report_table
 from autolabel.tools.metrics import Scorer, boundary_tolerance
 
 

@@ -2,5 +2,6 @@
 and train; batch.py the batch command; options.py what they share."""
 from .main import app
 from . import batch  # noqa: E402,F401  registers `autolabel batch` on app
+from . import export  # noqa: E402,F401  registers `autolabel export` on app
 
 __all__ = ["app"]

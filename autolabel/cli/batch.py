@@ -1,6 +1,7 @@
 """`autolabel batch`: the typer command over autolabel.datasets (clip finding, running, resume)."""
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -10,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..datasets.batch import REPORT, parse_shard, run_batch, shard_of, write_report
-from ..datasets.fingerprint import BatchOptions, complete_manifest, fingerprint, holds_results, keyframe_paths
+from ..datasets.fingerprint import (BatchOptions, clip_state, complete_manifest, fingerprint, holds_results,
+                                    keyframe_paths)
 from ..datasets.layouts import LAYOUTS, ClipJob, find_clips, no_clips_message
 from ..errors import InputError
 from ..io.output import check_writable
@@ -92,6 +94,11 @@ def batch_command(
                                               help="Folder that keeps computed optical flow for reruns "
                                                    "(safe to share between jobs and machines)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would run, write nothing."),
+    check: bool = typer.Option(False, "--check",
+                               help="Write nothing; exit 0 when every clip's results in OUT are complete and made "
+                                    "from its current inputs and these settings (what --resume would skip), "
+                                    "else 1, listing the stale clips. For CI jobs that regenerate labels."),
+    as_json: bool = typer.Option(False, "--json", help="With --check: one JSON line per clip."),
     flow: FlowBackendName = FlowOption,
     flow_preset: FlowPreset = PresetOption,
     flow_scale: float = ScaleOption,
@@ -119,6 +126,10 @@ def batch_command(
             raise InputError(refiner_path, "refiner weights not found")
         shard_index = parse_shard(shard) if shard else None
         selected = select_clips(dataset, layout.value, shard_index)
+        if as_json and not check:
+            raise InputError("--json", "only applies to --check")
+        if check:
+            check_clips(selected, out, options, as_json)
         check_out(out, selected, may_replace=resume or overwrite)
     except InputError as error:
         fail(error)
@@ -138,6 +149,28 @@ def batch_command(
                   highlight=False, markup=False)
     if counts["failed"]:
         raise typer.Exit(1)
+
+
+def check_clips(jobs: list[ClipJob], out: Path, options: BatchOptions, as_json: bool) -> None:
+    """`--check`: report every clip's state and exit 0 when all are current, else 1."""
+    states = [clip_state(job, out, options) for job in jobs]
+    if as_json:
+        for state in states:
+            typer.echo(json.dumps(state))
+    else:
+        table = Table(title=f"autolabel batch --check: {out}")
+        for column in ("clip", "state", "reason"):
+            table.add_column(column)
+        colour = {"current": "green", "stale": "red", "missing": "red"}
+        for state in states:
+            table.add_row(escape(state["clip"]), f"[{colour[state['state']]}]{state['state']}[/]",
+                          escape(state["reason"] or ""))
+        tables.print(table)
+    stale = [state["clip"] for state in states if state["state"] != "current"]
+    if not as_json:
+        console.print(f"{len(states) - len(stale)} current, {len(stale)} stale"
+                      + (f": {', '.join(stale)}" if stale else ""), highlight=False, markup=False)
+    raise typer.Exit(1 if stale else 0)
 
 
 def select_clips(dataset: Path, layout: str, shard: tuple[int, int] | None) -> list[ClipJob]:

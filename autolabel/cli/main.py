@@ -3,6 +3,7 @@ bench, train; `batch` is in batch.py). Heavy modules are imported inside the com
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -83,31 +84,59 @@ def propagate(
                       f"in {manifest['timings']['total']:.1f}s", highlight=False)
 
 
+class Protocol(str, Enum):
+    plain = "plain"
+    davis = "davis"
+    cityscapes = "cityscapes"
+
+
+def parse_ids(values: list[str]) -> list[int]:
+    """'--ignore-index 0,255 --ignore-index 1' -> [0, 255, 1]."""
+    try:
+        return [int(part) for value in values for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise InputError("--ignore-index", f"{', '.join(values)!r} is not a list of integer ids") from None
+
+
 @app.command()
 def evaluate(
-    pred: Path = typer.Option(..., "--pred", "-p", help="Folder of predicted label PNGs (e.g. OUT/labels)."),
-    gt: Path = typer.Option(..., "--gt", "-g", help="Folder of ground-truth label PNGs, same stems."),
+    pred: Path = typer.Option(..., "--pred", "-p", help="Folder of predicted label PNGs (e.g. OUT/labels, "
+                              "OUT/cityscapes, or a DAVIS export's DIR/<seq>)."),
+    gt: Path = typer.Option(..., "--gt", "-g", help="Folder of ground-truth label PNGs of the same frames "
+                            "(matched by frame: Cityscapes …_gtFine_labelIds files match …_leftImg8bit ones)."),
+    protocol: Protocol = typer.Option(Protocol.plain, "--protocol",
+                                      help="plain: J or mIoU pooled over the clip, keyframes excluded. davis: the "
+                                           "DAVIS-2017 semi-supervised measures (J&F-Mean, J/F Mean, Recall, Decay; "
+                                           "frames between the first and last ground truth). cityscapes: "
+                                           "cityscapesScripts' mIoU over the 19 evaluated classes, other ids ignored."),
     keyframes: Optional[Path] = typer.Option(None, "--keyframes", "-k",
-                                             help="Keyframe folder: these frames are not scored."),
+                                             help="Keyframe folder: these frames are not scored (plain, cityscapes)."),
     confidence: Optional[Path] = typer.Option(None, "--confidence", "-c",
                                               help="Confidence folder (e.g. OUT/confidence): adds calibration (ECE)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest",
-                                            help="Manifest for distances to keyframes (default: PRED/../manifest.json)."),
+                                            help="Manifest for keyframes and distances to them (default: "
+                                                 "PRED/../manifest.json)."),
     label_format: Optional[LabelKind] = typer.Option(None, "--label-format", help="Override the detected format."),
-    ignore_index: int = typer.Option(255, "--ignore-index", help="Ground-truth id that is not scored."),
+    ignore_index: list[str] = typer.Option(["255"], "--ignore-index", metavar="ID[,ID…]",
+                                           help="Ground-truth ids that are not scored; repeat or separate by commas."),
+    names: Optional[str] = typer.Option(None, "--names", metavar="cityscapes|camvid|CSV",
+                                        help="Class names for the table: Cityscapes labelIds, CamVid's 11 classes, or "
+                                             "a CSV of id,name (default: Cityscapes names for Cityscapes files)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for scripts)."),
 ) -> None:
     """Score predicted labels against ground truth.
 
-    IoU per class, J or mIoU, boundary F, scores by distance from the nearest keyframe, and
-    confidence calibration.
+    One headline number per protocol, IoU per class (with names; classes in
+    no keyframe are marked), boundary F, scores by distance from the nearest
+    keyframe, and confidence calibration.
     """
-    from ..tools.evaluate import evaluate as evaluate_folders, report_table
+    from ..tools.evaluate import evaluate as evaluate_folders
+    from ..tools.report import report_table
 
     try:
-        report = evaluate_folders(pred, gt, keyframes_dir=keyframes, confidence_dir=confidence,
+        report = evaluate_folders(pred, gt, protocol=protocol.value, keyframes_dir=keyframes, confidence_dir=confidence,
                                   manifest_path=manifest, label_format=label_format.value if label_format else None,
-                                  ignore_index=ignore_index)
+                                  ignore_index=parse_ids(ignore_index), names=names)
     except (InputError, ValueError) as error:
         fail(error)
     if as_json:

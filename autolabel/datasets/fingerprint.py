@@ -133,3 +133,26 @@ def seal(out: Path, manifest: dict, job: ClipJob, stamp: str) -> dict:
 
 def holds_results(out: Path) -> bool:
     return any((out / name).exists() for name in RESULT_NAMES)
+
+
+def clip_state(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:
+    """Whether a clip's results in OUT are complete and current, without writing anything (`batch --check`).
+
+    `state` is "current" (what `--resume` would skip), "stale" (made from other inputs or settings,
+    or a result file is missing) or "missing" (no results); `reason` says why it is not current.
+    """
+    out = out_root / job.out_subdir
+    try:
+        stamp = fingerprint(job, options)
+    except (InputError, OSError, ValueError) as error:
+        return {"clip": job.name, "state": "stale", "reason": f"inputs unreadable: {error}"}
+    if not (out / "manifest.json").is_file():
+        return {"clip": job.name, "state": "missing", "reason": "no results"}
+    manifest = complete_manifest(out, stamp)
+    if manifest is None:
+        return {"clip": job.name, "state": "stale", "reason": "made from other inputs or settings"}
+    absent = [f"{folder}/{frame['stem']}.png" for frame in manifest.get("frames", [])
+              for folder in ("labels", "confidence") if not (out / folder / f"{frame['stem']}.png").is_file()]
+    if absent:
+        return {"clip": job.name, "state": "stale", "reason": f"{len(absent)} result files missing ({absent[0]}, …)"}
+    return {"clip": job.name, "state": "current", "reason": None}

@@ -2,7 +2,7 @@
 
 - generic:    DATASET/<clip>/frames/ (or <clip>/video.mp4) and DATASET/<clip>/labels/
 - davis:      DATASET/JPEGImages/480p/<seq>/ and DATASET/Annotations/480p/<seq>/
-- cityscapes: DATASET/leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png frames and
+- cityscapes: DATASET/leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png (or .jpg) frames and
               DATASET/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png keyframes;
               a clip is one snippet of consecutive frames of one city and sequence
 - manifest:   a CSV file with header video,keyframes,out, or JSON lines with those keys
@@ -78,6 +78,7 @@ def davis_clips(dataset: Path) -> Iterator[ClipJob]:
 
 
 CITYSCAPES_FRAME = re.compile(r"(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)_leftImg8bit")
+CITYSCAPES_FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")  # converted to JPEG to save space, the frames still count
 CITYSCAPES_NAMES = LabelNames("cityscapes", "_leftImg8bit", "_gtFine_labelIds")
 
 
@@ -92,9 +93,9 @@ def cityscapes_clips(dataset: Path) -> Iterator[ClipJob]:
 
 def _city_snippets(city: Path, labels: Path) -> Iterator[ClipJob]:
     by_sequence: dict[tuple[str, str], dict[int, Path]] = defaultdict(dict)
-    for path in city.glob("*_leftImg8bit.png"):
+    for path in city.glob("*_leftImg8bit.*"):
         match = CITYSCAPES_FRAME.fullmatch(path.stem)
-        if match:
+        if match and path.suffix.lower() in CITYSCAPES_FRAME_SUFFIXES:
             by_sequence[match["city"], match["seq"]][int(match["frame"])] = path
     for (city_name, sequence), frames in sorted(by_sequence.items()):
         snippets = _consecutive_runs(sorted(frames))

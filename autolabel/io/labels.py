@@ -163,6 +163,20 @@ def read_label(path: Path, fmt: LabelFormat) -> np.ndarray:
     return ids
 
 
+def davis_palette() -> list[int]:
+    """The PASCAL VOC / DAVIS label palette as a flat list of 768 ints (CVAT colours labels by it too)."""
+    palette = []
+    for index in range(256):
+        rgb = [0, 0, 0]
+        bits = index
+        for bit in range(8):
+            for channel in range(3):
+                rgb[channel] |= ((bits >> channel) & 1) << (7 - bit)
+            bits >>= 3
+        palette.extend(rgb)
+    return palette
+
+
 def encode_label(ids: np.ndarray, fmt: LabelFormat) -> Image.Image:
     if fmt.kind == "rgb":
         return Image.fromarray(np.asarray(fmt.colors, dtype=np.uint8)[ids], mode="RGB")

@@ -9,8 +9,9 @@ import numpy as np
 from ..errors import InputError
 from ..io.output import check_writable, run_clip
 from ..progress import Reporter, console, counted, tables
-from .evaluate import evaluate, report_table
+from .evaluate import evaluate
 from .preview import contact_sheet, heat, overlay
+from .report import report_table
 from .synth import make_clip, write_clip
 
 

@@ -1,7 +1,9 @@
-"""Score label folders against ground truth (`evaluate`) and show the report (`report_table`).
+"""Score label folders against ground truth (`evaluate`), by protocol: plain, davis or cityscapes.
 
-Reads the predicted, ground-truth, keyframe and confidence PNGs frame by frame and
-feeds them to `metrics.Scorer`; the metric definitions are in metrics.py.
+Reads the predicted, ground-truth, keyframe and confidence PNGs frame by frame and feeds them
+to `metrics.Scorer` (plain, cityscapes) or `protocols.DavisScorer`; the metric definitions are in
+metrics.py and protocols.py, the tables in report.py. Files are matched by frame, not by name:
+a Cityscapes `…_gtFine_labelIds` file is the frame of the `…_leftImg8bit` prediction.
 """
 from __future__ import annotations
 
@@ -10,18 +12,21 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from rich.table import Table
 
 from ..errors import InputError
 from ..io.frames import IMAGE_SUFFIXES, natural_key
 from ..io.labels import detect_format, read_label
+from .classnames import CITYSCAPES_EVALUATED, class_names, looks_like_cityscapes
 from .metrics import Scorer
+from .protocols import HEADLINE, PROTOCOLS, DavisScorer, frame_key
+
+CITYSCAPES_NOT_IDS = ("_color", "_instanceIds")
 
 
 # ---------------------------------------------------------------- files
 
 def label_files(folder: str | Path, what: str) -> dict[str, Path]:
-    """stem -> image file in `folder`, in natural order."""
+    """frame key (protocols.frame_key of the stem) -> image file in `folder`, in natural order."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, f"{what} folder does not exist")
@@ -29,25 +34,30 @@ def label_files(folder: str | Path, what: str) -> dict[str, Path]:
                    key=lambda p: natural_key(p.name))
     by_stem: dict[str, Path] = {}
     for path in files:
-        if path.stem in by_stem:
-            raise InputError(path, f"shares its stem with {by_stem[path.stem].name}")
-        by_stem[path.stem] = path
+        if path.stem.endswith(CITYSCAPES_NOT_IDS) and frame_key(path.stem) != path.stem:
+            continue  # a gtFine folder also holds each frame's colour and instance images
+        key = frame_key(path.stem)
+        if key in by_stem:
+            raise InputError(path, f"is a second file for the frame of {by_stem[key].name}")
+        by_stem[key] = path
     if not by_stem:
         raise InputError(folder, f"{what} folder holds no label images (png)")
     return by_stem
 
 
-def read_manifest(path: Path) -> dict[str, dict]:
-    """stem -> the manifest's record of that frame."""
+def read_manifest(path: Path) -> tuple[dict[str, dict], set[int] | None]:
+    """(frame key -> the manifest's record of that frame, the keyframes' class ids if recorded)."""
     try:
-        frames = json.loads(path.read_text())["frames"]
-        return {str(frame["stem"]): frame for frame in frames}
+        manifest = json.loads(path.read_text())
+        frames = {frame_key(str(frame["stem"])): frame for frame in manifest["frames"]}
+        class_ids = manifest.get("class_ids")
+        return frames, None if class_ids is None else {int(i) for i in class_ids}
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InputError(path, f"cannot read manifest ({type(error).__name__}: {error})") from None
 
 
 def distances_from_keyframes(stems, keyframe_stems: set[str]) -> dict[str, int]:
-    """Frames to the nearest keyframe, by position in the natural order of all stems."""
+    """Frames to the nearest keyframe, by position in the natural order of all frame keys."""
     order = sorted(set(stems) | keyframe_stems, key=natural_key)
     keyframe_positions = np.array([i for i, stem in enumerate(order) if stem in keyframe_stems])
     if len(keyframe_positions) == 0:
@@ -66,118 +76,141 @@ def read_confidence(path: Path) -> np.ndarray:
         raise InputError(path, f"cannot read confidence PNG ({error})") from None
 
 
-def evaluate(pred_dir, gt_dir, *, keyframes_dir=None, confidence_dir=None, manifest_path=None,
-             label_format: str | None = None, ignore_index: int | None = 255, color_table=None) -> dict:
-    """Score the label PNGs in `pred_dir` against those in `gt_dir` (matched by stem).
+def read_ids(path: Path) -> np.ndarray:
+    """The pixel values of a label PNG as the DAVIS code reads them: palette index or grey value."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode not in ("P", "L", "I", "I;16"):
+                raise InputError(path, f"object masks are palette or grey PNGs, not mode {image.mode!r}")
+            return np.asarray(image).astype(np.int64)
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InputError(path, f"cannot read label PNG ({error})") from None
 
-    Keyframes (stems in `keyframes_dir`, or `keyframe: true` in the manifest) are
-    not scored. The manifest is `manifest_path`, else `pred_dir/../manifest.json`
-    if it exists; its `distance` per frame groups the scores, else distances come
-    from the keyframe stems. Returns `Scorer.result()` plus the format read and
-    the number of predictions that had no ground truth.
+
+def check_shape(path: Path, array: np.ndarray, gt: np.ndarray, gt_path: Path) -> None:
+    if array.shape != gt.shape:
+        raise InputError(path, f"is {array.shape[1]}x{array.shape[0]} but its ground truth "
+                               f"{gt_path.name} is {gt.shape[1]}x{gt.shape[0]}")
+
+
+def find_prediction(pred_files: dict[str, Path], key: str, pred_dir, gt_path: Path) -> Path:
+    if key not in pred_files:
+        raise InputError(Path(pred_dir) / f"{key}.png", f"no such prediction (ground truth {gt_path} needs one)")
+    return pred_files[key]
+
+
+def evaluate(pred_dir, gt_dir, *, protocol: str = "plain", keyframes_dir=None, confidence_dir=None,
+             manifest_path=None, label_format: str | None = None, ignore_index: int | list[int] | None = 255,
+             color_table=None, names: str | Path | None = None) -> dict:
+    """Score the label PNGs in `pred_dir` against those in `gt_dir` (matched by frame).
+
+    plain (and cityscapes): keyframes (in `keyframes_dir`, or `keyframe: true` in the manifest) are
+    not scored. The manifest is `manifest_path`, else `pred_dir/../manifest.json` if it exists; its
+    `distance` per frame groups the scores, else distances come from the keyframes. davis: the
+    official frame window instead (protocols.py). `ignore_index`: one id or several. `names`:
+    'cityscapes', 'camvid' or an `id,name` CSV (Cityscapes names are used for Cityscapes files).
+    Returns the report: `Scorer.result()` or the DAVIS measures, plus `protocol` and `headline`.
     """
+    if protocol not in PROTOCOLS:
+        raise InputError(protocol, f"unknown protocol; choose one of {', '.join(PROTOCOLS)}")
     pred_files = label_files(pred_dir, "prediction")
     gt_files = label_files(gt_dir, "ground-truth")
-    keyframe_stems = set(label_files(keyframes_dir, "keyframe")) if keyframes_dir is not None else set()
+    if protocol == "davis":
+        return evaluate_davis(pred_files, gt_files, pred_dir, gt_dir, label_format)
 
+    ignore_ids = [ignore_index] if isinstance(ignore_index, int) else list(ignore_index or [])
+    keyframe_keys = set(label_files(keyframes_dir, "keyframe")) if keyframes_dir is not None else set()
     if manifest_path is not None:
         if not Path(manifest_path).is_file():
             raise InputError(manifest_path, "manifest does not exist")
-        manifest = read_manifest(Path(manifest_path))
+        manifest, keyframe_classes = read_manifest(Path(manifest_path))
     else:  # `autolabel propagate` writes out/labels next to out/manifest.json
         beside_predictions = Path(pred_dir).resolve().parent / "manifest.json"
-        manifest = read_manifest(beside_predictions) if beside_predictions.is_file() else {}
-    keyframe_stems |= {stem for stem, frame in manifest.items() if frame.get("keyframe")}
+        manifest, keyframe_classes = read_manifest(beside_predictions) if beside_predictions.is_file() else ({}, None)
+    keyframe_keys |= {key for key, frame in manifest.items() if frame.get("keyframe")}
     if manifest:
-        distances = {stem: int(frame["distance"]) for stem, frame in manifest.items() if "distance" in frame}
+        distances = {key: int(frame["distance"]) for key, frame in manifest.items() if "distance" in frame}
     else:
-        distances = distances_from_keyframes(pred_files, keyframe_stems)
+        distances = distances_from_keyframes(pred_files, keyframe_keys)
 
-    scored_stems = [stem for stem in gt_files if stem not in keyframe_stems]
-    if not scored_stems:
+    scored_keys = [key for key in gt_files if key not in keyframe_keys]
+    if not scored_keys:
         raise InputError(gt_dir, "every ground-truth frame is a keyframe; nothing to score")
-    for stem in scored_stems:
-        if stem not in pred_files:
-            raise InputError(Path(pred_dir) / f"{stem}.png",
-                             f"no such prediction (ground truth {gt_files[stem]} needs one)")
+    for key in scored_keys:
+        find_prediction(pred_files, key, pred_dir, gt_files[key])
 
-    fmt = detect_format(list(gt_files.values()), kind=label_format, ignore_index=ignore_index,
+    fmt = detect_format(list(gt_files.values()), kind=label_format, ignore_index=ignore_ids[0] if ignore_ids else None,
                         color_table=color_table)
-    scorer = Scorer(fmt.is_object_format, fmt.ignore_index)
-    for stem in scored_stems:
-        gt = read_label(gt_files[stem], fmt)
-        pred = read_label(pred_files[stem], fmt)
-        if pred.shape != gt.shape:
-            raise InputError(pred_files[stem], f"is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
-                                               f"{gt_files[stem].name} is {gt.shape[1]}x{gt.shape[0]}")
+    if protocol == "cityscapes" and fmt.kind != "ids":
+        raise InputError(gt_dir, f"Cityscapes ground truth is grayscale labelIds, not {fmt.describe()}")
+    scorer = Scorer(fmt.is_object_format, ignore_ids if fmt.ignore_index is not None else None,
+                    evaluated_ids=CITYSCAPES_EVALUATED if protocol == "cityscapes" else None)
+    if keyframe_classes is None and keyframes_dir is not None:
+        keyframe_classes = set()
+        for path in label_files(keyframes_dir, "keyframe").values():
+            keyframe_classes.update(np.unique(read_label(path, fmt)).tolist())
+    for key in scored_keys:
+        gt = read_label(gt_files[key], fmt)
+        pred = read_label(pred_files[key], fmt)
+        check_shape(pred_files[key], pred, gt, gt_files[key])
         confidence = None
         if confidence_dir is not None:
-            confidence_path = Path(confidence_dir) / f"{stem}.png"
+            confidence_path = Path(confidence_dir) / f"{pred_files[key].stem}.png"
             if not confidence_path.is_file():
                 raise InputError(confidence_path, "missing: no confidence for this frame")
             confidence = read_confidence(confidence_path)
-            if confidence.shape != gt.shape:
-                raise InputError(confidence_path, f"is {confidence.shape[1]}x{confidence.shape[0]} but its "
-                                                  f"ground truth is {gt.shape[1]}x{gt.shape[0]}")
-        scorer.add(pred, gt, confidence, distances.get(stem))
+            check_shape(confidence_path, confidence, gt, gt_files[key])
+        scorer.add(pred, gt, confidence, distances.get(key))
 
-    return scorer.result() | {
+    report = scorer.result()
+    if names is None and (protocol == "cityscapes" or looks_like_cityscapes(p.stem for p in gt_files.values())):
+        names = "cityscapes"
+    known = class_names(names)
+    missing = None if keyframe_classes is None else sorted(
+        int(i) for i in report["per_class"] if int(i) not in keyframe_classes)
+    headline = HEADLINE.get(protocol, report["metric"])
+    return report | {
+        "protocol": protocol, "headline": {"name": headline, "value": report["score"]},
+        **({"mIoU": report["score"]} if protocol == "cityscapes" else {}),
+        "class_names": {i: known[int(i)] for i in report["per_class"] if int(i) in known},
+        "not_in_keyframes": missing,
+        "max_reachable": None if missing is None or not report["per_class"] else
+        100.0 * (len(report["per_class"]) - len(missing)) / len(report["per_class"]),
         "format": fmt.describe(),
         "skipped_predictions": len(set(pred_files) - set(gt_files)),
-        "keyframes_excluded": len(set(gt_files) & keyframe_stems),
+        "keyframes_excluded": len(set(gt_files) & keyframe_keys),
     }
 
 
-# ---------------------------------------------------------------- terminal
+def evaluate_davis(pred_files: dict[str, Path], gt_files: dict[str, Path], pred_dir, gt_dir,
+                   label_format: str | None) -> dict:
+    """The DAVIS-2017 semi-supervised measures of one sequence (protocols.py says how)."""
+    window = sorted(gt_files, key=natural_key)
+    if len(window) < 3:
+        raise InputError(gt_dir, "DAVIS scores the frames between the first and the last ground-truth frame; "
+                                 f"there are {len(window)}")
+    fmt = detect_format(list(gt_files.values()), kind=label_format, ignore_index=255)
+    if not fmt.is_object_format:
+        raise InputError(gt_dir, f"DAVIS ground truth holds object masks, not {fmt.describe()}")
 
-def _number(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+    def objects(ids: np.ndarray) -> np.ndarray:
+        # binary masks are object 1; 255 elsewhere is void, which this task scores as background
+        return (ids == 255).astype(np.int64) if fmt.kind == "binary" else np.where(ids == 255, 0, ids)
 
-
-def report_table(report: dict) -> list[Table]:
-    """Summary, per-class IoU, by-distance and (with confidence) calibration tables."""
-    metric = report["metric"]
-    summary = Table(title="Evaluation")
-    summary.add_column("Measure")
-    summary.add_column("Value", justify="right")
-    summary.add_row(f"{metric} (%)", _number(report["score"]))
-    if "frame_mean_score" in report:
-        summary.add_row(f"{metric}, mean of frames (%)", _number(report["frame_mean_score"]))
-    summary.add_row("boundary F (%)", _number(report["boundary_f"]))
-    summary.add_row("ECE", _number(report["ece"], 4))
-    summary.add_row("frames scored", str(report["frames_scored"]))
-    if "keyframes_excluded" in report:
-        summary.add_row("keyframes excluded", str(report["keyframes_excluded"]))
-    summary.add_row("predictions without ground truth", str(report["skipped_predictions"]))
-    if report.get("format"):
-        summary.add_row("format", report["format"])
-    tables = [summary]
-
-    per_class = Table(title="IoU per object" if metric == "J" else "IoU per class")
-    per_class.add_column("Id", justify="right")
-    per_class.add_column("IoU (%)", justify="right")
-    for class_id, iou in report["per_class"].items():
-        per_class.add_row(class_id, _number(iou))
-    tables.append(per_class)
-
-    if report["by_distance"]:
-        by_distance = Table(title=f"{metric} by distance from the nearest keyframe")
-        by_distance.add_column("Frames away", justify="right")
-        by_distance.add_column("Frames", justify="right")
-        by_distance.add_column(f"{metric} (%)", justify="right")
-        frame_counts = report.get("frames_by_distance", {})
-        for distance, score in report["by_distance"].items():
-            by_distance.add_row(distance, str(frame_counts.get(distance, "")), _number(score))
-        tables.append(by_distance)
-
-    if report["calibration"]:
-        calibration = Table(title="Calibration (reliability diagram)")
-        calibration.add_column("Confidence", justify="right")
-        calibration.add_column("Pixels", justify="right")
-        calibration.add_column("Mean confidence", justify="right")
-        calibration.add_column("Accuracy", justify="right")
-        for row in report["calibration"]:
-            calibration.add_row(f"{row['lo']:.1f}–{row['hi']:.1f}", str(row["count"]),
-                                _number(row["confidence"], 3), _number(row["accuracy"], 3))
-        tables.append(calibration)
-    return tables
+    first = objects(read_label(gt_files[window[0]], fmt))
+    scorer = DavisScorer(int(first.max()))
+    for key in window[1:-1]:
+        gt = objects(read_label(gt_files[key], fmt))
+        pred_path = find_prediction(pred_files, key, pred_dir, gt_files[key])
+        pred = read_ids(pred_path)
+        if fmt.kind == "binary":  # our own binary output (0/255) scores like the DAVIS export (0/1)
+            pred = np.where(pred == 255, 1, pred)
+        check_shape(pred_path, pred, gt, gt_files[key])
+        scorer.add(pred, gt)
+    result = scorer.result()
+    return result | {
+        "protocol": "davis", "headline": {"name": HEADLINE["davis"], "value": result["J&F-Mean"]},
+        "window": [gt_files[window[1]].stem, gt_files[window[-2]].stem], "objects": len(scorer.objects),
+        "format": fmt.describe(), "skipped_predictions": len(set(pred_files) - set(gt_files)),
+    }

@@ -8,10 +8,11 @@ in-memory results.
 Definitions (scores in percent, ECE as a fraction):
 
 * Region score. A confusion matrix of pixel counts [GT id, predicted id] is
-  summed over the scored frames; pixels whose GT is the ignore id are left out.
+  summed over the scored frames; pixels whose GT is an ignore id are left out (with
+  `evaluated_ids`, every GT id outside them: Cityscapes' 19 classes).
   IoU of an id = intersection / union from those clip totals, so an object is
   weighted by its pixels over the clip, not by frame. Ids present in GT or
-  prediction count; the ignore id never does.
+  prediction count; an ignore id never does.
   - semantic formats (grayscale ids, RGB): mIoU = mean IoU over those ids.
   - object formats (palette, binary): J = mean IoU over object ids, background
     (id 0) excluded; for binary masks the one object is 255.
@@ -32,6 +33,7 @@ Keyframes are never scored: they are copies of the input, not predictions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -132,15 +134,16 @@ def boundary_f(pred_points: np.ndarray, gt_points: np.ndarray, tolerance: int) -
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def frame_boundary_f(pred_ids: np.ndarray, gt_ids: np.ndarray, scored_ids, ignore_index: int | None) -> float | None:
+def frame_boundary_f(pred_ids: np.ndarray, gt_ids: np.ndarray, scored_ids, unscored: np.ndarray | None) -> float | None:
     """Mean boundary F (0-1) over `scored_ids` in one frame; None when there are none."""
     scored_ids = list(scored_ids)
     if not scored_ids:
         return None
-    if ignore_index is not None:
-        # Unlabeled GT regions are unscored: give the prediction the same hole, so a
-        # region's edge against the hole is a boundary on both sides and matches.
-        pred_ids = np.where(gt_ids == ignore_index, -1, pred_ids.astype(np.int64))
+    if unscored is not None:
+        # Unscored GT regions (ignore ids): give the prediction the same hole, so a region's
+        # edge against the hole is a boundary on both sides and matches.
+        pred_ids = np.where(unscored, -1, pred_ids.astype(np.int64))
+        gt_ids = np.where(unscored, -1, gt_ids.astype(np.int64))
     tolerance = boundary_tolerance(*gt_ids.shape)
     pred_points, pred_owner = boundary_points(pred_ids)
     gt_points, gt_owner = boundary_points(gt_ids)
@@ -188,14 +191,19 @@ class Scorer:
     """Accumulates scores frame by frame; `result()` is the report `evaluate` returns.
 
     `object_format`: True scores J (background 0 excluded), False scores mIoU.
-    `ignore_index`: GT id whose pixels are not scored (None for binary masks).
+    `ignore_index`: GT id (or ids) whose pixels are not scored (None for binary masks).
+    `evaluated_ids`: when given, only GT pixels of these ids are scored and only they are classes
+    (Cityscapes: the 19 evaluated labelIds); a prediction of another id there is a miss.
     Frames added here are all scored: leave keyframes out.
     """
 
-    def __init__(self, object_format: bool, ignore_index: int | None):
+    def __init__(self, object_format: bool, ignore_index: int | Iterable[int] | None,
+                 evaluated_ids: Iterable[int] | None = None):
         self.object_format = object_format
-        self.ignore_index = ignore_index
-        self.excluded_ids = ({ignore_index} if ignore_index is not None else set()) | ({0} if object_format else set())
+        self.ignore_ids = ({ignore_index} if isinstance(ignore_index, int)
+                           else set(ignore_index) if ignore_index is not None else set())
+        self.evaluated_ids = None if evaluated_ids is None else sorted(set(evaluated_ids) - self.ignore_ids)
+        self.excluded_ids = self.ignore_ids | ({0} if object_format else set())
         self.confusion = Confusion()
         self.confusion_by_distance: dict[int, Confusion] = {}
         self.frames_by_distance: dict[int, int] = {}
@@ -211,7 +219,12 @@ class Scorer:
             raise ValueError(f"prediction is {pred_ids.shape}, ground truth {gt_ids.shape}")
         if confidence is not None and confidence.shape != gt_ids.shape:
             raise ValueError(f"confidence is {confidence.shape}, ground truth {gt_ids.shape}")
-        scored = gt_ids != self.ignore_index if self.ignore_index is not None else np.ones(gt_ids.shape, bool)
+        if self.evaluated_ids is not None:
+            scored = np.isin(gt_ids, self.evaluated_ids)
+        elif self.ignore_ids:
+            scored = ~np.isin(gt_ids, list(self.ignore_ids))
+        else:
+            scored = np.ones(gt_ids.shape, bool)
         pred_scored, gt_scored = pred_ids[scored], gt_ids[scored]
 
         frame = Confusion.of_pixels(pred_scored.astype(np.int64), gt_scored.astype(np.int64))
@@ -220,10 +233,10 @@ class Scorer:
             self.confusion_by_distance.setdefault(distance, Confusion()).merge(frame)
             self.frames_by_distance[distance] = self.frames_by_distance.get(distance, 0) + 1
 
-        frame_iou = frame.iou(self.excluded_ids)
+        frame_iou = self._iou(frame)
         if frame_iou:
             self.frame_scores.append(float(np.mean(list(frame_iou.values()))))
-        boundary = frame_boundary_f(pred_ids, gt_ids, frame_iou.keys(), self.ignore_index)
+        boundary = frame_boundary_f(pred_ids, gt_ids, frame_iou.keys(), None if scored.all() else ~scored)
         if boundary is not None:
             self.frame_boundary_f.append(boundary)
 
@@ -232,8 +245,14 @@ class Scorer:
             self.calibration.add(confidence[scored], pred_scored == gt_scored)
         self.frames_scored += 1
 
+    def _iou(self, confusion: Confusion) -> dict[int, float]:
+        iou = confusion.iou(self.excluded_ids)
+        if self.evaluated_ids is None:
+            return iou
+        return {i: value for i, value in iou.items() if i in self.evaluated_ids}
+
     def _score(self, confusion: Confusion) -> float | None:
-        return percent(mean_or_none(confusion.iou(self.excluded_ids).values()))
+        return percent(mean_or_none(self._iou(confusion).values()))
 
     def result(self) -> dict:
         """The report (JSON-serialisable). A score with nothing to average is None."""
@@ -242,7 +261,7 @@ class Scorer:
             "metric": "J" if self.object_format else "mIoU",
             "score": self._score(self.confusion),
             "frame_mean_score": percent(mean_or_none(self.frame_scores)),
-            "per_class": {str(i): 100.0 * iou for i, iou in self.confusion.iou(self.excluded_ids).items()},
+            "per_class": {str(i): 100.0 * iou for i, iou in self._iou(self.confusion).items()},
             "boundary_f": percent(mean_or_none(self.frame_boundary_f)),
             "frames_scored": self.frames_scored,
             "by_distance": {str(d): self._score(self.confusion_by_distance[d]) for d in distances},

@@ -7,24 +7,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ...io.labels import davis_palette
 from .scenes import SyntheticClip
 from .textures import _fractal_noise
 
 LABEL_FORMATS = ("palette", "gray", "binary")
-
-
-def davis_palette() -> list[int]:
-    """The PASCAL VOC / DAVIS label palette as a flat list of 768 ints."""
-    palette = []
-    for index in range(256):
-        rgb = [0, 0, 0]
-        bits = index
-        for bit in range(8):
-            for channel in range(3):
-                rgb[channel] |= ((bits >> channel) & 1) << (7 - bit)
-            bits >>= 3
-        palette.extend(rgb)
-    return palette
 
 
 def write_clip(clip: SyntheticClip, root, label_format: str = "palette") -> pathlib.Path:

@@ -1,0 +1,53 @@
+"""`autolabel export`: the typer command over autolabel.tools.export."""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from ..errors import InputError
+from ..progress import console
+from .main import app
+from .options import fail
+
+
+class ExportFormat(str, Enum):
+    davis = "davis"
+    cityscapes = "cityscapes"
+    cvat = "cvat"
+
+
+def export_command(
+    out: Path = typer.Argument(..., metavar="OUT", help="A `propagate` output folder, or a `batch` output folder."),
+    target: Path = typer.Argument(..., metavar="DIR", help="Folder to write the export into."),
+    to: ExportFormat = typer.Option(..., "--to", help="davis: DIR/<seq>/<frame>.png palette PNGs (object ids 1..n) "
+                                    "for the DAVIS-2017 evaluation code; cityscapes: DIR/<city>_<seq>_<frame>_gtFine_"
+                                    "labelIds.png for cityscapesScripts (CITYSCAPES_RESULTS=DIR); cvat: DIR/<clip>.zip "
+                                    "to import into a CVAT task as 'Segmentation mask 1.1'."),
+    train_ids: bool = typer.Option(False, "--train-ids", help="With --to cityscapes: write trainIds "
+                                   "(_gtFine_trainIds.png, 255 for classes not evaluated) instead of labelIds."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files and folders of the same names in DIR."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Export propagated labels for benchmark evaluators (DAVIS, Cityscapes) or for correction in CVAT.
+
+    Reads OUT/labels (or OUT/<clip>/labels for every clip of a batch) one frame at a time; writes
+    into DIR only when everything is done, and replaces nothing there without --overwrite.
+    """
+    from ..tools.export import export
+
+    def say(clip: str) -> None:
+        if not quiet:
+            console.print(f"exporting {clip}", highlight=False, markup=False)
+
+    try:
+        summary = export(out, target, to.value, train_ids=train_ids, overwrite=overwrite, on_clip=say)
+    except (InputError, ValueError) as error:
+        fail(error)
+    if not quiet:
+        console.print(f"wrote {len(summary['written'])} {to.value} entries for {summary['clips']} clips to {target}",
+                      highlight=False, markup=False)
+
+
+app.command("export")(export_command)

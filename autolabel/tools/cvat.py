@@ -1,0 +1,86 @@
+"""One clip as a zip in CVAT's "Segmentation mask 1.1" import format, so that a person can correct it in CVAT.
+
+The layout is CVAT's (docs.cvat.ai, dataset_management/formats/format-smask; CVAT imports it with
+Datumaro's `voc` importer):
+
+    <clip>.zip
+      labelmap.txt                    # name:r,g,b:: per label, in label order; label 0 is background
+      ImageSets/Segmentation/default.txt   # the frame stems, one a line (CVAT matches them to the task's frames)
+      SegmentationClass/<stem>.png    # the label of every pixel, as its label's colour
+      SegmentationObject/<stem>.png   # the instances: one per label present in the frame (CVAT merges
+                                      # a class's pixels the same way when it exports this format)
+
+Labels are: background (unlabeled pixels; for object masks also object id 0), then one label per
+class id of the clip (the manifest's class_ids), named after it. Colours follow the PASCAL VOC
+algorithm by label number, CVAT's own default, so they are distinct even where a dataset's own
+colours are not (Cityscapes draws several classes black). Both PNGs are palette images.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..io.labels import LabelFormat, davis_palette
+from .classnames import CITYSCAPES_LABELS, looks_like_cityscapes
+from .results import ClipResult
+
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)   # fixed, so that the same labels give the same bytes
+
+
+def cvat_labels(clip: ClipResult, fmt: LabelFormat) -> tuple[list[str], dict[int, int]]:
+    """(label names in label order, our id -> label number)."""
+    class_ids = [int(i) for i in clip.manifest.get("class_ids", [])]
+    if fmt.is_object_format:
+        objects = [i for i in class_ids if i != 0]
+        names = ["background"] + [f"object {1 if fmt.kind == 'binary' else i}" for i in objects]
+        return names, {0: 0} | {object_id: number for number, object_id in enumerate(objects, 1)}
+    known = {label.id: label.name for label in CITYSCAPES_LABELS} if looks_like_cityscapes(clip.stems) else {}
+    names = ["background"] + [known.get(i, f"class {i}") for i in class_ids]
+    return names, {class_id: number for number, class_id in enumerate(class_ids, 1)}
+
+
+def label_numbers(ids: np.ndarray, number_of: dict[int, int]) -> np.ndarray:
+    """Our ids -> label numbers; ids without a label (unlabeled) -> 0, background."""
+    lookup = np.zeros(max(max(number_of), int(ids.max(initial=0))) + 1, np.uint8)
+    for class_id, number in number_of.items():
+        lookup[class_id] = number
+    return lookup[ids]
+
+
+def _png(numbers: np.ndarray, palette: list[int]) -> bytes:
+    image = Image.fromarray(numbers, mode="L")
+    image.putpalette(palette)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, ZIP_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, data)
+
+
+def export_cvat(clip: ClipResult, staging: Path, options: dict) -> list[str]:
+    fmt = clip.label_format()
+    names, number_of = cvat_labels(clip, fmt)
+    if len(names) > 255:
+        raise ValueError(f"{clip.folder}: {len(names) - 1} classes; a Segmentation mask PNG holds at most 255")
+    palette = davis_palette()
+    colours = [tuple(palette[3 * n:3 * n + 3]) for n in range(len(names))]
+    zip_name = clip.name.replace("/", "_") + ".zip"
+    with zipfile.ZipFile(staging / zip_name, "w") as archive:
+        _add(archive, "labelmap.txt", ("# label:color_rgb:parts:actions\n" + "".join(
+            f"{name}:{r},{g},{b}::\n" for name, (r, g, b) in zip(names, colours))).encode())
+        _add(archive, "ImageSets/Segmentation/default.txt", "".join(f"{stem}\n" for stem in clip.stems).encode())
+        for stem, ids in clip.labels(fmt):
+            numbers = label_numbers(ids, number_of)
+            png = _png(numbers, palette)
+            # one instance per label present: instance number = label number, with the same VOC colours
+            _add(archive, f"SegmentationClass/{stem}.png", png)
+            _add(archive, f"SegmentationObject/{stem}.png", png)
+    return [zip_name]
