@@ -163,8 +163,8 @@ class RecordingRefiner:
     def learn(self, frame, probs, reliability, target, distance, present):
         self.learned.append((frame, probs, reliability, target, distance))
 
-    def refine(self, frame, probs, reliability, distance, present):
-        self.refined.append((frame, probs.shape, reliability.shape, distance))
+    def refine(self, frame, probs, reliability, distance, present, one_sided):
+        self.refined.append((frame, probs.shape, reliability.shape, distance, one_sided))
         channels = probs.argmax(axis=2)
         return channels, np.take_along_axis(probs, channels[..., None], axis=2)[..., 0]
 
@@ -178,8 +178,9 @@ def test_refiner_sees_fused_labels_and_learns_once_per_two_keyframe_segment(lear
     geometry, _ = propagate(clip.frames, keyframes, ignore_index=None, refiner=None)
     assert all(np.array_equal(a, b) for a, b in zip(labels, geometry))  # refines nothing: labels unchanged
     assert len(refiner.refined) == 16 - 3
-    assert all(shape[:2] == (64, 96) and reliability == (64, 96) for _, shape, reliability, _ in refiner.refined)
-    assert sorted(d for *_, d in refiner.refined) == sorted([2, 1] + [1, 2, 3, 2, 1] + [1, 2, 2, 1] + [1, 2])
+    assert all(shape[:2] == (64, 96) and reliability == (64, 96) for _, shape, reliability, *_ in refiner.refined)
+    assert sorted(d for *_, d, _ in refiner.refined) == sorted([2, 1] + [1, 2, 3, 2, 1] + [1, 2, 2, 1] + [1, 2])
+    assert sum(one_sided for *_, one_sided in refiner.refined) == 4  # frames 0, 1, 14, 15
     assert len(refiner.keyframes) == 3 and np.array_equal(refiner.keyframes[1][0], clip.frames[8])
     if not learns:
         return

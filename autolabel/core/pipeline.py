@@ -226,7 +226,8 @@ class Propagator:
                                                         by_reliability)
             with self.timer("refine"):
                 nearest = distance if waiting is None else min(distance, waiting.distance)
-                local, confidence = self.refiner.refine(frame, probs, reliability, nearest, present)
+                local, confidence = self.refiner.refine(frame, probs, reliability, nearest, present,
+                                                        one_sided=waiting is None)
         return FrameResult(t, present[local], confidence, sources, local=local)
 
 

@@ -49,6 +49,41 @@ KERNEL = np.ones((3, 3), np.uint8)
 # Label sets of up to this many channels share a default: the fewer classes compete, the more
 # their colours tell them apart (objects vs. a street scene's 19 classes).
 CHANNEL_BOUNDS = (8, 1 << 16)
+# One-sided frames (before the first keyframe, after the last) have no second opinion and get
+# overconfident with distance; their confidence is read from a table of the accuracy that
+# keyframe-to-keyframe propagations (one-sided by nature) had, per confidence bin and distance bin.
+CONFIDENCE_BINS = 10
+DISTANCE_EDGES = np.array([5, 15, 25])
+CALIBRATION_PRIOR = 1000.0  # pixels of "as confident as it says" that every table cell starts with
+
+
+class Calibration:
+    """Accuracy of one-sided propagations per (confidence bin, distance bin), from pixel counts."""
+
+    def __init__(self, correct=None, count=None):
+        shape = (CONFIDENCE_BINS, len(DISTANCE_EDGES) + 1)
+        self.correct = np.zeros(shape) if correct is None else np.asarray(correct, np.float64).reshape(shape)
+        self.count = np.zeros(shape) if count is None else np.asarray(count, np.float64).reshape(shape)
+
+    @staticmethod
+    def _bins(confidence: np.ndarray) -> np.ndarray:
+        return np.minimum((confidence * CONFIDENCE_BINS).astype(np.int64), CONFIDENCE_BINS - 1)
+
+    def add(self, confidence: np.ndarray, correct: np.ndarray, distance: int) -> None:
+        column = int(np.searchsorted(DISTANCE_EDGES, distance, side="right"))
+        bins = self._bins(confidence).ravel()
+        self.count[:, column] += np.bincount(bins, minlength=CONFIDENCE_BINS)
+        self.correct[:, column] += np.bincount(bins, weights=correct.ravel(), minlength=CONFIDENCE_BINS)
+
+    def __call__(self, confidence: np.ndarray, distance: int) -> np.ndarray:
+        column = int(np.searchsorted(DISTANCE_EDGES, distance, side="right"))
+        middle = (np.arange(CONFIDENCE_BINS) + 0.5) / CONFIDENCE_BINS
+        accuracy = (self.correct[:, column] + CALIBRATION_PRIOR * middle) / (self.count[:, column] + CALIBRATION_PRIOR)
+        # within a bin, keep the order of the raw confidences: shift them by the bin's correction
+        return np.clip(confidence + (accuracy - middle)[self._bins(confidence)], 0, 1).astype(np.float32)
+
+    def as_lists(self) -> dict:
+        return {"correct": self.correct.round().astype(int).tolist(), "count": self.count.astype(int).tolist()}
 
 
 @dataclass(frozen=True)
@@ -158,16 +193,20 @@ class Refiner:
     """
 
     def __init__(self, candidates: list[Setting], defaults: dict[int, int] | int, adapt: bool = True,
-                 name: str = "refiner"):
+                 name: str = "refiner", calibrations: dict[int, list[Calibration]] | None = None):
         defaults = defaults if isinstance(defaults, dict) else {CHANNEL_BOUNDS[-1]: defaults}
         if not all(0 <= i < len(candidates) for i in defaults.values()):
             raise ValueError(f"defaults {defaults} are not among {len(candidates)} candidates")
         self.candidates, self.defaults, self.adapt, self.name = list(candidates), defaults, adapt, name
         self.default = defaults[max(defaults)]
+        # {label-set size bound: a Calibration per candidate}; learn adds to the current size's
+        self.calibrations = calibrations or {b: [Calibration() for _ in candidates] for b in defaults}
+        self.bound = max(defaults)
         self.scores = np.zeros(len(candidates))
         self.samples = 0
         self.appearance: Appearance | None = None
         self.path: Path | None = None   # where the weights came from
+        self.learn_calibration = False  # training fits the calibration tables; a run uses them
 
     @property
     def chosen(self) -> Setting:
@@ -178,8 +217,8 @@ class Refiner:
         """`keyframes`: (frame, channel indices) of every keyframe of the clip. What an earlier
         clip taught is forgotten unless `keep_scores` (training sums scores over clips)."""
         self.appearance = Appearance(n_channels)
-        self.default = next((self.defaults[b] for b in sorted(self.defaults) if n_channels <= b),
-                            self.defaults[max(self.defaults)])
+        self.bound = next((b for b in sorted(self.defaults) if n_channels <= b), max(self.defaults))
+        self.default = self.defaults[self.bound]
         for frame, channels in keyframes:
             self.appearance.add(frame, channels)
         if not keep_scores:
@@ -197,24 +236,34 @@ class Refiner:
         probs_small, target_small = cues.shrink(probs), cues.shrink(target.astype(np.int32), nearest=True)
         for i, setting in enumerate(self.candidates):
             refined, _ = cues.apply(setting, probs_small, distance)
-            self.scores[i] += mean_iou(refined.argmax(axis=2), target_small, probs.shape[2])
+            channels = refined.argmax(axis=2)
+            self.scores[i] += mean_iou(channels, target_small, probs.shape[2])
+            if self.learn_calibration:
+                top = np.take_along_axis(refined, channels[..., None], axis=2)[..., 0]
+                self.calibrations[self.bound][i].add(top, channels == target_small, distance)
         self.samples += 1
 
-    def refine(self, frame, probs, reliability, distance: int, present=None) -> tuple[np.ndarray, np.ndarray]:
-        """(channel index HxW, confidence HxW float32 in [0, 1]) of one fused frame."""
+    def refine(self, frame, probs, reliability, distance: int, present=None,
+               one_sided: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(channel index HxW, confidence HxW float32 in [0, 1]) of one fused frame; `one_sided`:
+        only one keyframe's labels reach it (before the first keyframe or after the last)."""
         cues = Cues(frame, self.appearance.table if self.appearance is not None else None, present)
         setting = self.chosen
-        return cues.full_size(setting, *cues.apply(setting, cues.shrink(probs), distance))
+        channels, confidence = cues.full_size(setting, *cues.apply(setting, cues.shrink(probs), distance))
+        if one_sided:
+            confidence = self.calibrations[self.bound][self.candidates.index(setting)](confidence, distance)
+        return channels, confidence
 
 
 def save_refiner(path: str | Path, candidates: list[Setting], by_size: dict, provenance: dict) -> None:
-    """Weights as a small JSON file (nothing executable to load), written atomically.
-    `by_size`: {largest label-set size: (summed scores per candidate, propagations scored)}."""
+    """Weights as a small JSON file (nothing executable to load), written atomically. `by_size`:
+    {largest label-set size: (summed scores per candidate, propagations scored, Calibrations)}."""
     path = Path(path)
     blob = {"format": FORMAT, "candidates": [s.as_list() for s in candidates],
             "defaults": [{"max_channels": size, "default": int(np.argmax(scores)), "propagations": samples,
-                          "mean_iou": [round(float(s) / max(samples, 1), 5) for s in scores]}
-                         for size, (scores, samples) in sorted(by_size.items())],
+                          "mean_iou": [round(float(s) / max(samples, 1), 5) for s in scores],
+                          "calibration": [c.as_lists() for c in calibrations]}
+                         for size, (scores, samples, calibrations) in sorted(by_size.items())],
             "trained": provenance}
     staging = path.with_name(f".{path.name}.tmp")
     staging.write_text(json.dumps(blob, indent=1) + "\n")
@@ -229,7 +278,9 @@ def load_refiner(path: str | Path | None = None, adapt: bool = True) -> Refiner:
             raise ValueError(f"not {FORMAT} weights")
         candidates = [Setting(float(a), int(r), float(e)) for a, r, e in blob["candidates"]]
         defaults = {int(d["max_channels"]): int(d["default"]) for d in blob["defaults"]}
-        refiner = Refiner(candidates, defaults, adapt, name=f"refiner:{path.name}")
+        calibrations = {int(d["max_channels"]): [Calibration(c["correct"], c["count"]) for c in d["calibration"]]
+                        for d in blob["defaults"]}
+        refiner = Refiner(candidates, defaults, adapt, name=f"refiner:{path.name}", calibrations=calibrations)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InputError(path, f"cannot load refiner weights ({error})") from None
     refiner.path = path

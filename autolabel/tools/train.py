@@ -24,7 +24,7 @@ from ..io.keyframes import find_keyframes
 from ..io.labels import detect_format, read_label
 
 CANDIDATES = [Setting(appearance, radius, eps) for appearance in (0.0, 1.0, 2.0, 4.0, 8.0)
-              for radius, eps in ((0, 0.0), (4, 1e-2), (8, 1e-3))]
+              for radius, eps in ((0, 0.0), (8, 1e-3))]
 SPACINGS = (10, 20, 30)
 
 
@@ -34,14 +34,15 @@ class _Scoring(Refiner):
     def start_clip(self, keyframes, n_channels: int, keep_scores: bool = True) -> None:
         super().start_clip(keyframes, n_channels, keep_scores=True)
 
-    def refine(self, frame, probs, reliability, distance, present=None):
+    def refine(self, frame, probs, reliability, distance, present=None, one_sided=False):
         channels = probs.argmax(axis=2)
         return channels, np.take_along_axis(probs, channels[..., None], axis=2)[..., 0]
 
 
 def clip_scores(frames: Path, labels: Path, every: int = 10, spacings=SPACINGS, flow_cache=None,
-                candidates=CANDIDATES) -> tuple[np.ndarray, int, int]:
-    """(summed mean IoU per candidate, number of propagations scored, number of channels) on one clip."""
+                candidates=CANDIDATES) -> tuple[np.ndarray, int, int, list]:
+    """(summed mean IoU per candidate, number of propagations scored, number of channels, a
+    Calibration per candidate) on one clip."""
     source = FrameSource(frames)
     paths = {i: p for i, p in find_keyframes(labels, source.stems).items() if i % every == 0}
     if len(paths) < 2:
@@ -51,6 +52,7 @@ def clip_scores(frames: Path, labels: Path, every: int = 10, spacings=SPACINGS, 
     ignore = None if fmt.kind == "binary" else fmt.ignore_index
     classes = ClassSet.from_labels(labeled.values(), ignore)
     scoring = _Scoring(candidates, 0)
+    scoring.learn_calibration = True
     for spacing in spacings:
         keys = [i for i in sorted(labeled) if i % spacing == 0]
         if len(keys) < 2:
@@ -59,7 +61,7 @@ def clip_scores(frames: Path, labels: Path, every: int = 10, spacings=SPACINGS, 
         for _ in propagator.run():
             pass
     source.close()
-    return scoring.scores.copy(), scoring.samples, len(classes)
+    return scoring.scores.copy(), scoring.samples, len(classes), scoring.calibrations[scoring.bound]
 
 
 def train(clips: list[tuple[Path, Path]], out: Path, every: int = 10, spacings=SPACINGS, flow_cache=None,
@@ -69,16 +71,20 @@ def train(clips: list[tuple[Path, Path]], out: Path, every: int = 10, spacings=S
     started = time.perf_counter()
     per_clip, by_size = {}, {}
     for frames, labels in clips:
-        scores, n, n_channels = clip_scores(frames, labels, every, spacings, flow_cache)
+        scores, n, n_channels, calibrations = clip_scores(frames, labels, every, spacings, flow_cache)
         name = Path(frames).parent.name if Path(frames).name in ("frames", "video.mp4") else Path(frames).name
         per_clip[name] = {"channels": n_channels, "propagations": n,
                           "mean_iou": [round(float(s) / max(n, 1), 4) for s in scores]}
         size = next(bound for bound in CHANNEL_BOUNDS if n_channels <= bound)
-        total, samples = by_size.get(size, (np.zeros(len(CANDIDATES)), 0))
-        by_size[size] = (total + scores, samples + n)
+        total, samples, calibrated = by_size.get(size, (np.zeros(len(CANDIDATES)), 0, None))
+        if calibrated is not None:
+            for mine, theirs in zip(calibrations, calibrated):
+                mine.correct += theirs.correct
+                mine.count += theirs.count
+        by_size[size] = (total + scores, samples + n, calibrations)
         log(f"{name}: {n} propagations, best {CANDIDATES[int(np.argmax(scores))]}")
     provenance = {"clips": sorted(per_clip), "every": every, "spacings": list(spacings),
                   "seconds": round(time.perf_counter() - started, 1), "per_clip": per_clip}
     save_refiner(out, CANDIDATES, by_size, provenance)
-    defaults = {size: CANDIDATES[int(np.argmax(total))] for size, (total, _) in sorted(by_size.items())}
-    return {"defaults": defaults, "samples": sum(n for _, n in by_size.values()), "seconds": provenance["seconds"]}
+    defaults = {size: CANDIDATES[int(np.argmax(total))] for size, (total, _, _) in sorted(by_size.items())}
+    return {"defaults": defaults, "samples": sum(n for _, n, _ in by_size.values()), "seconds": provenance["seconds"]}
