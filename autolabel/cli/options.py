@@ -56,9 +56,9 @@ LabelFormatOption = typer.Option(None, "--label-format", help="Override the dete
 IgnoreIndexOption = typer.Option(255, "--ignore-index",
                                  help="Id meaning 'unlabeled' in multi-class labels; carried through, never "
                                       "a class. Binary 0/255 masks have none (255 is the object).")
-RefineOption = typer.Option(False, "--refine", help="Repair the warped labels with the refiner network "
-                            "(models/refiner.pt). Opt-in: on the shared clips it gains +0.4 (keyframes every 10) "
-                            "to +1.8 (every 30) points for about twice the time.")
+RefineOption = typer.Option(False, "--refine", help="Repair the fused labels with the refiner network "
+                            "(models/refiner.pt). Opt-in: the shipped v1 weights were trained to repair each "
+                            "keyframe's side and change no label on the fused ones.")
 RefinerOption = typer.Option(None, "--refiner", help="Refiner weights to use (implies --refine), e.g. from "
                              "`autolabel train`.")
 DeviceOption = typer.Option("auto", "--device", help="Refiner device: auto (CUDA when present), cpu, cuda.")
