@@ -100,7 +100,12 @@ class FlowEstimator:
 
     def pair(self, gray_a: np.ndarray, gray_b: np.ndarray, width: int, height: int):
         """(flow_forward a->b, flow_backward b->a), full size, float32."""
-        return tuple(upscale_flow(flow.astype(np.float32), width, height) for flow in self.pair_small(gray_a, gray_b))
+        return tuple(full_size(flow, width, height) for flow in self.pair_small(gray_a, gray_b))
+
+
+def full_size(flow_small: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A flow from `FlowEstimator.pair_small` (working scale, float16) at full size, float32."""
+    return upscale_flow(flow_small.astype(np.float32), width, height)
 
 
 # Flow runs ahead of the pipeline by as many pairs as fit in the bytes the caller leaves it
@@ -121,7 +126,8 @@ def _dropping_queued(pool: ThreadPoolExecutor):
 def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimator: FlowEstimator,
                timer=None, room: Callable[[], int] = lambda: 256 * 2**20,
                ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """(t, frame t, frame t+1, flow t->t+1, flow t+1->t) for each t of `starts` (ascending).
+    """(t, frame t, frame t+1, flow t->t+1, flow t+1->t) for each t of `starts` (ascending), the
+    flows as `FlowEstimator.pair_small` gives them (working scale, float16: half the bytes ahead).
 
     A helper thread reads frames and computes flow ahead of the caller, so flow keeps
     both cores busy while the caller warps, fuses and writes.
@@ -146,8 +152,7 @@ def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimat
             frame_next = read(t + 1)
         with timed("flow"):
             gray_next = estimator.gray(frame_next)
-            height, width = frame_next.shape[:2]
-            flow_forward, flow_backward = estimator.pair(gray, gray_next, width, height)
+            flow_forward, flow_backward = estimator.pair_small(gray, gray_next)
         last = (t + 1, frame_next, gray_next)
         return t, frame, frame_next, flow_forward, flow_backward
 

@@ -113,7 +113,8 @@ class TopChannels:
         if n <= KEPT:
             return cls(None, probs.copy(), kept, distance)
         first, p_first = _argmax(probs, hint)
-        # The runner-up, only where the winner leaves some probability (elsewhere it is 0).
+        # The runner-up, only where the winner is not certain: next to a 255 only rounding residue
+        # (a 1 or so, from byte warping) can be left, and it is dropped.
         second, p_second = first.copy(), np.zeros_like(p_first)
         open_ = np.flatnonzero(p_first != 255)
         rows = probs.reshape(-1, n)[open_]

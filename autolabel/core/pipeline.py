@@ -20,9 +20,9 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 
 from . import fuse as fusion
-from .flow import FlowEstimator, flow_pairs
+from .flow import FlowEstimator, flow_pairs, full_size
 from .fuse import TopChannels
-from .warp import SamplingMaps, carry, consistency, sampling_maps
+from .warp import carry, consistency, sampling_maps
 
 
 # Flow computed ahead shares this with what the current segment keeps between its passes
@@ -168,19 +168,21 @@ class Propagator:
         learning = refining and left is not None and right is not None and self.refiner.adapt
         # Pass 1, forward in time: flow for every pair, the left keyframe carried along.
         waiting: dict[int, TopChannels] = {}                       # left side's result per frame
-        pulls: dict[int, tuple[SamplingMaps, np.ndarray]] = {}     # t -> (pull along flow t->t+1, trust at t)
+        pulls: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # t -> (flow t->t+1 to pull along, trust at t)
         frames: dict[int, np.ndarray] = {}                         # when refining: frames of pass 2
         self._held = [waiting, pulls, frames]
         side = None
         # Each frame's winners are a hint for the next one's (see fuse._argmax); the keyframe's for the first.
         hint = keyframe_channels[left].reshape(-1) if left is not None else None
-        for t, frame, frame_next, flow_forward, flow_backward in pairs:
+        height, width = self.source.height, self.source.width
+        for t, frame, frame_next, small_forward, small_backward in pairs:
+            with self.timer("warp"):
+                flow_forward, flow_backward = (full_size(f, width, height) for f in (small_forward, small_backward))
             if right is not None:
                 with self.timer("warp"):
                     maps = sampling_maps(flow_forward)
-                # Kept as ready remap maps: pass 2 then needs no conversions, only the remaps.
-                pulls[t] = (SamplingMaps(maps.map_xy, maps.map_frac, None),
-                            self._trust(flow_forward, flow_backward, maps).astype(np.float16))
+                # Kept as the flow computed (float16, working scale): smaller than remap maps.
+                pulls[t] = (small_forward, self._trust(flow_forward, flow_backward, maps).astype(np.float16))
                 if refining and t != left:
                     frames[t] = frame
             if left is None or (t + 1 == right and not learning):
@@ -206,7 +208,9 @@ class Propagator:
         # Pass 2, backward in time: the right keyframe carried along and fused.
         side, hint = None, keyframe_channels[right].reshape(-1)
         for t in range(end - 1, (start + 1 if left is not None else start) - 1, -1):
-            maps, trust = pulls.pop(t)
+            flow, trust = pulls.pop(t)
+            with self.timer("warp"):
+                maps = sampling_maps(full_size(flow, width, height))
             side = side or start_side(right)
             self._step(side, trust, maps)
             yield (last := result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None), hint))
