@@ -31,8 +31,9 @@ def suggest(
                                  "the frame diagonal per frame), occlusion (share of pixels failing the "
                                  "forward-backward check), predicted reliability, predicted gain."),
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache",
-                                              help="Keep the optical flow here; a following `autolabel batch "
-                                                   "--flow-cache` or propagate with the same flow settings reuses it."),
+                                              help="Keep the optical flow here: a following `propagate "
+                                                   "--flow-cache` (or `batch --flow-cache`) with the same flow "
+                                                   "settings reuses it."),
     flow: FlowBackendName = FlowOption,
     flow_preset: FlowPreset = PresetOption,
     flow_scale: float = ScaleOption,
@@ -43,8 +44,7 @@ def suggest(
     """Suggest which frames to label: where labels would stop carrying (occlusion, fast motion, cuts),
     or, with --keyframes, where the propagation is least sure.
 
-    Prints the chosen frame stems, one per line, in temporal order (e.g. to copy those frames to the
-    annotators). Needs optical flow but no refiner.
+    Prints the chosen frame stems, one per line, in temporal order. Needs optical flow, no refiner.
     """
     from ..datasets.flowcache import FlowCache
     from ..tools.suggest_clip import suggest as suggest_frames

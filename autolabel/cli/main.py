@@ -52,6 +52,8 @@ def propagate(
     refine: bool = RefineOption,
     refiner_path: Optional[Path] = RefinerOption,
     device: str = DeviceOption,
+    flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="Keep optical flow in this folder and "
+                                              "reuse what is there (e.g. from `autolabel suggest --flow-cache`)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -60,6 +62,7 @@ def propagate(
     Writes OUT/labels/<stem>.png in the keyframes' own format, OUT/confidence/<stem>.png
     (8-bit, 255 x the probability that the label is right) and OUT/manifest.json.
     """
+    from ..datasets.flowcache import FlowCache
     from ..io.output import run_clip
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
@@ -67,6 +70,7 @@ def propagate(
         refiner = make_refiner(refine, refiner_path, device)
         with Reporter("propagating", quiet) as reporter:
             manifest = run_clip(video, keyframes, out, settings=settings, refiner=refiner,
+                                flow_cache=FlowCache(flow_cache) if flow_cache else None,
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
                                 on_start=reporter.say, on_frame=reporter.frames)

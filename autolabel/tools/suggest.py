@@ -36,6 +36,9 @@ MOTION_COST = 1.0
 TRUST_THRESHOLD = 0.5       # a pixel whose forward-backward trust is below this counts as occluded
 DECAY = 0.97                # the pipeline's reliability kept per step: predicted reliability = DECAY ** distance
 MAX_CANDIDATES = 600        # exact placement over at most this many evenly spread candidate frames
+# Frames before the first keyframe or after the last get labels from one side only, with no
+# second propagation to fuse: their label distance counts this many times.
+ONE_SIDED = 1.0
 
 
 @dataclass
@@ -119,9 +122,9 @@ def _segment_costs(positions: np.ndarray, candidates: np.ndarray) -> tuple[np.nd
     left = total(a + 1, split) - (split - a - 1) * c[i]
     right = (b - split) * c[j] - total(split, b)
     between = np.where(j > i, left + right, np.inf)
-    before = candidates * c - total(0, candidates)
+    before = ONE_SIDED * (candidates * c - total(0, candidates))
     n = len(positions)
-    after = total(candidates + 1, n) - (n - 1 - candidates) * c
+    after = ONE_SIDED * (total(candidates + 1, n) - (n - 1 - candidates) * c)
     return between, before, after
 
 

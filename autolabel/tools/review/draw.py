@@ -65,8 +65,8 @@ def heat(confidence: np.ndarray) -> np.ndarray:
 
 
 def errors(frame: np.ndarray, wrong: np.ndarray) -> np.ndarray:
-    """The frame dimmed, wrong pixels in magenta."""
-    out = (frame // 3).astype(np.uint8)
+    """The frame in dim grey (so no colour of its own competes), wrong pixels in magenta."""
+    out = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) // 3, cv2.COLOR_GRAY2RGB)
     out[wrong] = WRONG
     return out
 

@@ -169,7 +169,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             if np.isfinite(score[index]):
                 caption += f", {metric} {100 * score[index]:.1f}"
             if keyframe_set:
-                caption += f"; {nearest(index)} frames from the nearest keyframe"
+                caption += f"; {nearest(index)} frame{'s' if nearest(index) != 1 else ''} from the nearest keyframe"
             return caption, images
 
         headers = ["frame (box: worst region)", "labels (hatched: doubtful)", "confidence"] \
