@@ -9,7 +9,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .palette import ClassColors
 
-LOW_CONFIDENCE = 0.5       # below this a pixel is hatched, and counts as uncertain
+# Below this a pixel is hatched and counts as doubtful. Not 0.5: with two classes (binary masks)
+# the winning probability is never below 0.5, and a 0.6 there is a coin flip.
+LOW_CONFIDENCE = 0.75
 WRONG = (255, 0, 255)      # magenta: wrong pixels, on the dimmed frame
 BOX = (0, 255, 255)        # cyan frame around the worst region
 REGION = 1 / 6             # side of the worst-region box, as a share of the frame's longer side
@@ -71,13 +73,14 @@ def errors(frame: np.ndarray, wrong: np.ndarray) -> np.ndarray:
     return out
 
 
-def worst_region(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1): the square, REGION of the frame wide, holding the most pixels of `mask`; None if empty."""
-    if not mask.any():
+def worst_region(weight: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the square, REGION of the frame's longer side wide, holding the most `weight`
+    (wrong pixels, or doubt = 1 - confidence); None when there is none."""
+    if not weight.any():
         return None
-    height, width = mask.shape
+    height, width = weight.shape
     side = max(8, round(max(height, width) * REGION))
-    density = cv2.blur(mask.astype(np.float32), (side, side), borderType=cv2.BORDER_CONSTANT)
+    density = cv2.blur(weight.astype(np.float32), (side, side), borderType=cv2.BORDER_CONSTANT)
     y, x = np.unravel_index(int(density.argmax()), density.shape)
     x0 = int(np.clip(x - side // 2, 0, max(0, width - side)))
     y0 = int(np.clip(y - side // 2, 0, max(0, height - side)))

@@ -64,6 +64,8 @@ def _class_names(names, keyframes, fmt, ids) -> dict[int, str] | None:
         return read_names(path)
     if looks_like_cityscapes(fmt.kind, ids, fmt.ignore_index):
         return {i: name for i, (name, _) in CITYSCAPES.items()}
+    if fmt.kind == "binary":
+        return {0: "background", 255: "object"}
     return None
 
 
@@ -152,7 +154,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             frame, label, confidence, truth = pictures(index)
             wrong = (label != truth) & ((truth != fmt.ignore_index) if fmt.ignore_index is not None else True) \
                 if truth is not None else None
-            region = draw.worst_region(wrong if wrong is not None else confidence < draw.LOW_CONFIDENCE)
+            region = draw.worst_region(wrong if wrong is not None else 1.0 - confidence)
             scale = CELL / frame.shape[1]
             region = tuple(round(v * scale) for v in region) if region else None
             small_label = draw.resize(label, CELL, nearest=True)
@@ -182,10 +184,11 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
         used = ids - ({fmt.ignore_index} if fmt.ignore_index is not None else set())
         sheet = contact_sheet(f"autolabel review: {out}", sections, headers, colors, class_names, used)
         sheet.save(staging / "contact-sheet.png", optimize=False)
-        marked = sorted(set(by_score) | set(by_confidence))
+        series = [("mean confidence", mean_confidence, by_confidence)]
+        if gt_files:
+            series.append((f"{metric} vs ground truth", score, by_score))
         strip = timeline(f"autolabel review: {out}  ({len(stems)} frames, {len(keyframe_set)} keyframes)",
-                         mean_confidence, sorted(keyframe_set), marked,
-                         score if gt_files else None, f"{metric} (vs ground truth)")
+                         sorted(keyframe_set), series)
         strip.save(staging / "timeline.png", optimize=False)
         summary = {
             "frames": len(stems), "keyframes": [stems[k] for k in sorted(keyframe_set)],

@@ -28,7 +28,7 @@ def _legend(width: int, colors, names, used: set[int]) -> Image.Image:
     item_w = max([probe.textlength(text, font=font(TEXT)) for _, text in items] + [60]) + swatch + 3 * pad
     per_row = max(1, int((width - pad) // item_w))
     rows = -(-len(items) // per_row)
-    bar_h = 3 * TEXT + 24
+    bar_h = 4 * TEXT + 24
     legend = Image.new("RGB", (width, (rows + 1) * (swatch + pad) + bar_h + 2 * pad), "white")
     draw = ImageDraw.Draw(legend)
     draw.text((pad, pad), "classes:", fill="black", font=font(TEXT))
@@ -46,14 +46,14 @@ def _legend(width: int, colors, names, used: set[int]) -> Image.Image:
     draw.text((x, y + TEXT + 2), "0", fill="black", font=font(TEXT - 2))
     draw.text((x + bar_w // 2 - 10, y + TEXT + 2), "0.5", fill="black", font=font(TEXT - 2))
     draw.text((x + bar_w - 8, y + TEXT + 2), "1", fill="black", font=font(TEXT - 2))
-    x += bar_w + 3 * pad
+    y += bar_h // 2 + pad
     legend.paste(Image.fromarray(hatch(np.full((swatch, swatch, 3), 128, np.uint8), np.ones((swatch, swatch), bool))),
-                 (x, y))
+                 (pad, y))
     text = f"hatched: confidence below {LOW_CONFIDENCE}"
-    draw.text((x + swatch + pad // 2, y), text, fill="black", font=font(TEXT))
-    x += swatch + pad + int(draw.textlength(text, font=font(TEXT))) + 3 * pad
+    draw.text((pad + swatch + pad // 2, y), text, fill="black", font=font(TEXT))
+    x = 2 * pad + swatch + int(draw.textlength(text, font=font(TEXT))) + 3 * pad
     draw.rectangle((x, y, x + swatch, y + swatch), outline=BOX, width=3)
-    draw.text((x + swatch + pad // 2, y), "box: the largest doubtful (or, with ground truth, wrong) region",
+    draw.text((x + swatch + pad // 2, y), "box: where it is most doubtful (with ground truth: most wrong)",
               fill="black", font=font(TEXT))
     return legend
 
