@@ -24,7 +24,7 @@ def _reasons(scan, positions, index: int, keyframes: list[int], gain: float) -> 
     return {"motion": round(float(scan.frame_motion()[index]), 3),
             "occlusion": round(float(scan.frame_occlusion()[index]), 4),
             "reliability": round(float((DECAY ** distance[served]).mean()), 3),
-            "gain": round(gain, 3)}
+            "gain": round(gain, 4)}
 
 
 def _uncertainty_from(out: Path, stems: list[str]) -> tuple[list[int], np.ndarray]:
@@ -50,8 +50,10 @@ def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None
             on_start=lambda message: None) -> dict:
     """Frames to label: `budget` frames from the video alone, or `add` more to the given keyframes.
 
-    Returns {"mode", "video", "frames": n, "keyframes": [given stems], "suggested": [{"stem",
-    "index", "motion", "occlusion", "reliability", "gain"}, ...] in temporal order}.
+    Returns {"mode", "video", "frames": n, "keyframes": [given stems], "gain_unit", "suggested":
+    [{"stem", "index", "motion", "occlusion", "reliability", "gain"}, ...] in temporal order}.
+    `reliability` is the predicted mean reliability of the frames the keyframe would serve; `gain`
+    how much the predicted error, averaged over the clip, falls with this frame labeled.
     """
     if (budget is None) == (add is None):
         raise InputError(video, "give either --budget N (before labeling) or --add N (with --keyframes or --from)")
@@ -83,7 +85,8 @@ def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None
         if budget is not None:
             chosen = place_keyframes(positions, budget)
             gains = removal_cost(positions, chosen)
-            picks = [(k, gains[k]) for k in chosen]
+            picks = [(k, gains[k] / n) for k in chosen]
+            gain_unit = "frames of label distance saved, per frame of the clip"
         else:
             if from_dir is None:
                 keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
@@ -91,10 +94,11 @@ def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None
                 on_start(f"propagating {len(given)} keyframes (geometric, no refiner) for the confidence")
                 uncertainty = propagation_uncertainty(source, keys.label, given, keys.classes, settings,
                                                       flow_cache, on_frame)
-            picks = add_keyframes(positions, uncertainty, given, add)
+            picks = [(k, 100 * gain / n) for k, gain in add_keyframes(positions, uncertainty, given, add)]
+            gain_unit = "% of pixels expected wrong, saved, per frame of the clip"
         all_keys = sorted(given + [k for k, _ in picks])
         return {"mode": "budget" if budget is not None else "add", "video": str(video), "frames": n,
-                "keyframes": [source.stems[k] for k in given],
+                "keyframes": [source.stems[k] for k in given], "gain_unit": gain_unit,
                 "suggested": [{"stem": source.stems[k], "index": k, **_reasons(scan, positions, k, all_keys, gain)}
                               for k, gain in picks]}
     finally:
