@@ -5,8 +5,8 @@
 - anything else (grayscale id maps that look black on disk, binary masks) gets a fixed
   maximum-contrast palette (Kelly's colours), assigned by the id's rank among the clip's
   ids, so the same id has the same colour in every frame.
-The background of object labels (id 0 in binary and palette labels) and the ignore id are
-left uncoloured: the frame shows through.
+The background of object labels (id 0 in binary and palette labels, black in RGB labels) and
+the ignore id are left uncoloured: the frame shows through.
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ class ClassColors:
             colors = table[np.clip(ids, 0, 255)]
         elif fmt.kind == "rgb":
             colors = np.asarray(fmt.colors, np.uint8)[ids]
+            unpainted |= {int(i) for i, color in zip(ids, colors) if not color.any()}
         elif cityscapes:
             colors = np.array([CITYSCAPES.get(int(i), ("", (0, 0, 0)))[1] for i in ids], np.uint8).reshape(-1, 3)
         else:

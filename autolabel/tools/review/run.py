@@ -66,6 +66,8 @@ def _class_names(names, keyframes, fmt, ids) -> dict[int, str] | None:
         return {i: name for i, (name, _) in CITYSCAPES.items()}
     if fmt.kind == "binary":
         return {0: "background", 255: "object"}
+    if fmt.kind == "rgb":   # ids are rows of the colour table: say which colour
+        return {i: "rgb({},{},{})".format(*color) for i, color in enumerate(fmt.colors)}
     return None
 
 
