@@ -24,7 +24,7 @@ def _reasons(scan, positions, index: int, keyframes: list[int], gain: float) -> 
     return {"motion": round(float(scan.frame_motion()[index]), 3),
             "occlusion": round(float(scan.frame_occlusion()[index]), 4),
             "reliability": round(float((DECAY ** distance[served]).mean()), 3),
-            "gain": round(gain, 4)}
+            "gain": round(gain, 4) if np.isfinite(gain) else None}  # a lone keyframe: nothing without it
 
 
 def _uncertainty_from(out: Path, stems: list[str]) -> tuple[list[int], np.ndarray]:
