@@ -55,6 +55,8 @@ def propagate(
     refine: bool = RefineOption,
     refiner_path: Optional[Path] = RefinerOption,
     adapt: bool = AdaptOption,
+    flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="Keep optical flow in this folder and "
+                                              "reuse what is there (e.g. from `autolabel suggest --flow-cache`)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -63,6 +65,7 @@ def propagate(
     Writes OUT/labels/<stem>.png in the keyframes' own format, OUT/confidence/<stem>.png
     (8-bit, 255 x the probability that the label is right) and OUT/manifest.json.
     """
+    from ..datasets.flowcache import FlowCache
     from ..io.output import RESULT_NAMES, run_clip
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
@@ -71,6 +74,7 @@ def propagate(
         refiner = make_refiner(refine, refiner_path, adapt)
         with Reporter("propagating", quiet) as reporter:
             manifest = run_clip(video, keyframes, out, settings=settings, refiner=refiner,
+                                flow_cache=FlowCache(flow_cache) if flow_cache else None,
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
                                 command=command_line(), on_start=reporter.say, on_frame=reporter.frames)

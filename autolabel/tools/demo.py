@@ -1,18 +1,19 @@
 """`autolabel demo`: the whole job on a synthetic clip, with no data needed."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
-
-import numpy as np
 
 from ..errors import InputError
 from ..io.output import check_writable, run_clip
 from ..progress import Reporter, console, counted, tables
 from .evaluate import evaluate
-from .preview import contact_sheet, heat, overlay
 from .report import report_table
+from .review import review
 from .synth import make_clip, write_clip
+
+DEMO_NAMES = ("clip", "keyframes", "result", "scores.json")
 
 
 def run_demo(out: Path, keyframe_every: int = 10, overwrite: bool = False, n_frames: int = 60) -> dict:
@@ -20,7 +21,7 @@ def run_demo(out: Path, keyframe_every: int = 10, overwrite: bool = False, n_fra
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise InputError(out, "already exists and is not empty; pass --overwrite or choose another folder")
-        for name in ("clip", "keyframes", "result", "preview.png"):
+        for name in DEMO_NAMES:
             path = out / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     check_writable(out)
@@ -40,26 +41,12 @@ def run_demo(out: Path, keyframe_every: int = 10, overwrite: bool = False, n_fra
                       confidence_dir=out / "result" / "confidence")
     for table in report_table(report):
         tables.print(table)
-    sheet = _preview(clip, out, keyframe_every)
+    (out / "scores.json").write_text(json.dumps(report, indent=1) + "\n")
+    with Reporter("reviewing") as reporter:
+        review(out / "result", video=clip_dir / "frames", gt=clip_dir / "labels", on_frame=reporter.frames)
+    pictures = out / "result" / "review"
     console.print(f"\nground truth: {clip_dir}/labels\npropagated:   {out}/result/labels "
-                  f"(confidence in {out}/result/confidence)\npicture:      {sheet}", highlight=False)
+                  f"(confidence in {out}/result/confidence)\nscores:       {out}/scores.json\n"
+                  f"pictures:     {pictures}/contact-sheet.png (the worst frames), timeline.png, overlay.mp4",
+                  highlight=False)
     return report
-
-
-def _preview(clip, out: Path, keyframe_every: int) -> Path:
-    from ..io.labels import detect_format, read_label
-    from .evaluate import read_confidence
-
-    labels_dir, confidence_dir = out / "result" / "labels", out / "result" / "confidence"
-    fmt = detect_format([labels_dir / "00000.png"])
-    rows = []
-    for index in (keyframe_every // 2, keyframe_every + keyframe_every // 2, 2 * keyframe_every - 1):
-        if index >= len(clip.frames):
-            continue
-        predicted = read_label(labels_dir / f"{index:05d}.png", fmt)
-        wrong = np.where((predicted != clip.labels[index])[..., None], [255, 0, 255], clip.frames[index] // 3)
-        rows.append((f"frame {index}: frame | ground truth | propagated | errors | confidence",
-                     [clip.frames[index], overlay(clip.frames[index], clip.labels[index]),
-                      overlay(clip.frames[index], predicted), wrong.astype(np.uint8),
-                      heat(read_confidence(confidence_dir / f"{index:05d}.png"))]))
-    return contact_sheet(rows, out / "preview.png")

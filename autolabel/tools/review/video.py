@@ -1,0 +1,30 @@
+"""overlay.mp4: frames written one by one (MPEG-4 part 2, which every OpenCV build decodes)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MAX_WIDTH = 1280   # wider frames are scaled down: the video is for looking, not for measuring
+
+
+def video_width(width: int) -> int:
+    """Even (the codec needs it) and at most MAX_WIDTH."""
+    return min(width, MAX_WIDTH) // 2 * 2
+
+
+class VideoOut:
+    def __init__(self, path: Path, width: int, height: int, fps: float):
+        self.size = (width // 2 * 2, height // 2 * 2)
+        self.path = path
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
+        if not self._writer.isOpened():
+            raise OSError(f"{path}: OpenCV cannot write mp4 video here")
+
+    def write(self, rgb: np.ndarray) -> None:
+        frame = rgb[: self.size[1], : self.size[0]]
+        self._writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        self._writer.release()

@@ -1,0 +1,105 @@
+"""`suggest` on a clip on disk: the function behind `autolabel suggest` (the placement is in suggest.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..core.flow import FlowEstimator
+from ..core.pipeline import Settings
+from ..errors import InputError
+from ..io.frames import FrameSource
+from ..io.keyframes import find_keyframes, load_keyframes
+from .evaluate import read_confidence
+from .suggest import DECAY, add_keyframes, label_distance, place_keyframes, propagation_uncertainty, removal_cost, \
+    scan_clip
+
+
+def _reasons(scan, positions, index: int, keyframes: list[int], gain: float) -> dict:
+    """Why this frame: its motion and occlusion, and the predicted reliability of the frames it serves."""
+    others = [k for k in keyframes if k != index]
+    distance = np.abs(positions - positions[index])
+    served = distance <= (label_distance(positions, others) if others else np.inf)
+    return {"motion": round(float(scan.frame_motion()[index]), 3),
+            "occlusion": round(float(scan.frame_occlusion()[index]), 4),
+            "reliability": round(float((DECAY ** distance[served]).mean()), 3),
+            "gain": round(gain, 4) if np.isfinite(gain) else None}  # a lone keyframe: nothing without it
+
+
+def _uncertainty_from(out: Path, stems: list[str]) -> tuple[list[int], np.ndarray]:
+    """(keyframe indices, per-frame mean of 1 - confidence) of a propagation output folder."""
+    manifest_path = out / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        keyframe_stems = list(manifest["keyframes"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(manifest_path, f"not a propagation result ({type(error).__name__}: {error})") from None
+    index_of = {stem: i for i, stem in enumerate(stems)}
+    if set(keyframe_stems) - set(index_of) or manifest.get("n_frames") != len(stems):
+        raise InputError(manifest_path, "was made from another video (frame count or stems differ)")
+    uncertainty = np.zeros(len(stems))
+    for i, stem in enumerate(stems):
+        uncertainty[i] = 1.0 - read_confidence(out / "confidence" / f"{stem}.png").mean()
+    return sorted(index_of[s] for s in keyframe_stems), uncertainty
+
+
+def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None = None, from_dir=None,
+            settings: Settings = Settings(), label_format=None, ignore_index: int | None = 255,
+            color_table=None, flow_cache=None, on_frame=lambda done, total: None,
+            on_start=lambda message: None) -> dict:
+    """Frames to label: `budget` frames from the video alone, or `add` more to the given keyframes.
+
+    Returns {"mode", "video", "frames": n, "keyframes": [given stems], "gain_unit", "suggested":
+    [{"stem", "index", "motion", "occlusion", "reliability", "gain"}, ...] in temporal order}.
+    `reliability` is the predicted mean reliability of the frames the keyframe would serve; `gain`
+    how much the predicted error, averaged over the clip, falls with this frame labeled.
+    """
+    if (budget is None) == (add is None):
+        raise InputError(video, "give either --budget N (before labeling) or --add N (with --keyframes or --from)")
+    if add is not None and keyframes is None and from_dir is None:
+        raise InputError(video, "--add needs the labels so far: --keyframes DIR or --from OUT")
+    if budget is not None and (keyframes is not None or from_dir is not None):
+        raise InputError(video, "--budget chooses frames before labeling; with keyframes, use --add")
+    source = FrameSource(video)
+    try:
+        n = len(source)
+        if budget is not None and not 1 <= budget <= n:
+            raise InputError(video, f"--budget must be between 1 and {n} (the clip's frames), not {budget}")
+        given: list[int] = []
+        if keyframes is not None:
+            paths = find_keyframes(keyframes, source.stems)
+            given = sorted(paths)
+        if from_dir is not None:
+            from_keys, uncertainty = _uncertainty_from(Path(from_dir), source.stems)
+            if keyframes is not None and from_keys != given:
+                raise InputError(from_dir, f"was propagated from other keyframes than {keyframes}")
+            given = from_keys
+        if add is not None and not 1 <= add <= n - len(given):
+            raise InputError(video, f"--add must be between 1 and {n - len(given)} "
+                             f"(the frames that are not keyframes), not {add}")
+        estimator = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale, flow_cache)
+        on_start(f"{n} frames {source.width}x{source.height}: flow and its forward-backward consistency")
+        scan = scan_clip(source, estimator, on_frame)
+        positions = scan.positions()
+        if budget is not None:
+            chosen = place_keyframes(positions, budget)
+            gains = removal_cost(positions, chosen)
+            picks = [(k, gains[k] / n) for k in chosen]
+            gain_unit = "frames of label distance saved, per frame of the clip"
+        else:
+            if from_dir is None:
+                keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
+                                      ignore_index=ignore_index, color_table=color_table)
+                on_start(f"propagating {len(given)} keyframes (geometric, no refiner) for the confidence")
+                uncertainty = propagation_uncertainty(source, keys.label, given, keys.classes, settings,
+                                                      flow_cache, on_frame)
+            picks = [(k, 100 * gain / n) for k, gain in add_keyframes(positions, uncertainty, given, add)]
+            gain_unit = "% of pixels expected wrong, saved, per frame of the clip"
+        all_keys = sorted(given + [k for k, _ in picks])
+        return {"mode": "budget" if budget is not None else "add", "video": str(video), "frames": n,
+                "keyframes": [source.stems[k] for k in given], "gain_unit": gain_unit,
+                "suggested": [{"stem": source.stems[k], "index": k, **_reasons(scan, positions, k, all_keys, gain)}
+                              for k, gain in picks]}
+    finally:
+        source.close()
