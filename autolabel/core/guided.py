@@ -58,23 +58,30 @@ class GuidedFilter:
     def coefficient_maps(self, probs_small: np.ndarray) -> np.ndarray:
         """hxwx(C-1)x4 box-averaged coefficients (a_r, a_g, a_b, b) of all channels but the last: the
         filter is linear and keeps constants, so the filtered channels still sum to 1 and the last
-        is 1 minus the others."""
+        is 1 minus the others. (Per colour component, on whole hxwx(C-1) arrays: numpy is slow at
+        3-long axes.)"""
         h, w = probs_small.shape[:2]
         probs = np.ascontiguousarray(probs_small[..., :-1])
         n = probs.shape[2]
         mean_p = _box(probs, self.radius).reshape(h, w, n)
-        cov = _box((probs[..., None] * self.guide_small[:, :, None, :]).reshape(h, w, n * 3), self.radius)
-        cov = cov.reshape(h, w, n, 3) - mean_p[..., None] * self.mean[:, :, None, :]
-        a = np.empty_like(cov)
+        cov = [_box(probs * self.guide_small[..., k:k + 1], self.radius).reshape(h, w, n)
+               - self.mean[..., k:k + 1] * mean_p for k in range(3)]
+        coefficients = np.empty((h, w, n, 4), np.float32)
+        b = mean_p
         for i in range(3):
-            np.sum(self.inverse[:, :, None, i, :] * cov, axis=3, out=a[..., i])
-        b = mean_p - (a * self.mean[:, :, None, :]).sum(axis=3)
-        coefficients = np.concatenate([a, b[..., None]], axis=3).reshape(h, w, n * 4)
-        return _box(coefficients, self.radius).reshape(h, w, n, 4)
+            a = self.inverse[..., i, 0:1] * cov[0]
+            a += self.inverse[..., i, 1:2] * cov[1]
+            a += self.inverse[..., i, 2:3] * cov[2]
+            coefficients[..., i] = a
+            b = b - a * self.mean[..., i:i + 1]
+        coefficients[..., 3] = b
+        return _box(coefficients.reshape(h, w, n * 4), self.radius).reshape(h, w, n, 4)
 
     def filter_small(self, coefficient_maps: np.ndarray) -> np.ndarray:
         """The filter's output at its small size: hxwxC."""
-        first = coefficient_maps[..., 3] + np.einsum("hwci,hwi->hwc", coefficient_maps[..., :3], self.guide_small)
+        first = coefficient_maps[..., 3].copy()
+        for i in range(3):
+            first += coefficient_maps[..., i] * self.guide_small[..., i:i + 1]
         return np.concatenate([first, 1 - first.sum(axis=2, keepdims=True)], axis=2)
 
     def at(self, coefficient_maps: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -83,5 +90,7 @@ class GuidedFilter:
         h, w, n, _ = coefficient_maps.shape
         coeff = sample(coefficient_maps.reshape(h, w, n * 4), rows, cols, self.full).reshape(-1, n, 4)
         guide = self.guide[rows, cols]
-        first = coeff[..., 3] + np.einsum("nci,ni->nc", coeff[..., :3], guide)
+        first = coeff[..., 3].copy()
+        for i in range(3):
+            first += coeff[..., i] * guide[:, i:i + 1]
         return np.concatenate([first, 1 - first.sum(axis=1, keepdims=True)], axis=1)
