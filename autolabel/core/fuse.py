@@ -24,15 +24,6 @@ DISTANCE_WEIGHT = 1e-3
 KEPT = 2  # channels per pixel a waiting side keeps
 
 
-@dataclass
-class Side:
-    """One keyframe's propagation arriving at a frame, as float probabilities (training samples)."""
-    probs: np.ndarray        # HxWxC float32, sums to 1 over C
-    reliability: np.ndarray  # HxW float32 in [0, 1]
-    distance: int            # frames from its keyframe
-    photo_error: np.ndarray | None = None  # HxW: |carried keyframe image - frame| (tools/cycles.py)
-
-
 def share_of_first(first_reliability, second_reliability, first_distance: int, second_distance: int,
                    by_reliability: bool = True) -> np.ndarray:
     """Per-pixel share in [0, 1] of the first side; `by_reliability=False` is distance alone."""
@@ -44,26 +35,6 @@ def share_of_first(first_reliability, second_reliability, first_distance: int, s
     w_second += w_first
     w_first /= w_second
     return w_first
-
-
-def fuse(first: Side, second: Side | None = None, *, by_reliability: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(probs, reliability) at the frame from one or two sides."""
-    if second is None:
-        return first.probs, first.reliability
-    share = share_of_first(first.reliability, second.reliability, first.distance, second.distance, by_reliability)
-    # first * share + second * (1 - share), in two passes over the C channels
-    probs = first.probs - second.probs
-    probs *= share[..., None]
-    probs += second.probs
-    return probs, either_reliable(first.reliability, second.reliability)
-
-
-def fuse_photo_error(first: Side, second: Side | None = None, *, by_reliability: bool = True) -> np.ndarray:
-    """Photometric error of the two sides, weighted as their labels are (for training samples)."""
-    if second is None:
-        return first.photo_error
-    share = share_of_first(first.reliability, second.reliability, first.distance, second.distance, by_reliability)
-    return second.photo_error + share * (first.photo_error - second.photo_error)
 
 
 def either_reliable(first: np.ndarray, second: np.ndarray) -> np.ndarray:

@@ -132,8 +132,8 @@ class Propagator:
 
     def _step(self, side: "_Carried", trust, maps) -> None:
         with self.timer("warp"):
-            side.probs, side.reliability, _ = carry(side.probs, side.reliability, None, trust,
-                                                    self.settings.decay, maps=maps)
+            side.probs, side.reliability = carry(side.probs, side.reliability, None, trust,
+                                                 self.settings.decay, maps=maps)
 
     def run(self) -> Iterator[FrameResult]:
         for index in self.keyframes:

@@ -79,9 +79,9 @@ def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps: SamplingMaps
 
 
 def carry(probs: np.ndarray, reliability: np.ndarray, flow_pull: np.ndarray, trust: np.ndarray,
-          decay: float, image: np.ndarray | None = None, maps=None):
-    """One propagation step: probabilities, reliability (and optionally the keyframe's
-    image, for photometric checks) pulled along the flow with the same sampling maps.
+          decay: float, maps=None):
+    """One propagation step: probabilities and reliability pulled along the flow with the
+    same sampling maps.
 
     Reliability multiplies in this step's trust and a constant decay, so it falls
     with distance from the keyframe and never recovers after an occlusion.
@@ -91,4 +91,4 @@ def carry(probs: np.ndarray, reliability: np.ndarray, flow_pull: np.ndarray, tru
     reliability = warp(reliability, flow_pull, maps)
     reliability *= trust
     reliability *= decay
-    return probs, reliability, (warp(image, flow_pull, maps) if image is not None else None)
+    return probs, reliability
