@@ -27,7 +27,8 @@ def save(path, ids, palette=False):
 def test_cityscapes_table_is_cityscapesscripts_own():
     from cityscapesscripts.helpers.labels import labels
 
-    theirs = {(label.id, label.name, label.trainId, label.ignoreInEval) for label in labels if label.id >= 0}
+    theirs = {(label.id, label.name, label.trainId, label.ignoreInEval, label.color)
+              for label in labels if label.id >= 0}
     assert theirs == {tuple(label) for label in CITYSCAPES_LABELS}
     assert len(CITYSCAPES_EVALUATED) == 19
 
