@@ -146,7 +146,7 @@ def bench(
     refiner_path: Optional[Path] = RefinerOption,
     device: str = DeviceOption,
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON lines."),
-    long_clip: Optional[str] = typer.Option(None, "--long-clip", metavar="NxWxH",
+    long_clip: Optional[str] = typer.Option(None, "--long-clip", metavar="<NxWxH>",
                                             help="Instead of CLIPS, measure peak memory and speed on a generated "
                                                  "clip of N frames of WxH (e.g. 2000x1920x1080); nothing is written."),
 ) -> None:
