@@ -127,7 +127,7 @@ def demo(
     from ..tools.demo import run_demo
 
     try:
-        run_demo(out, keyframe_every=keyframe_every, overwrite=overwrite)
+        run_demo(out, keyframe_every=keyframe_every, overwrite=overwrite, command=command_line())
     except (InputError, ValueError) as error:
         fail(error)
 
