@@ -160,7 +160,7 @@ def demo(
     from ..tools.demo import run_demo
 
     try:
-        run_demo(out, keyframe_every=keyframe_every, overwrite=overwrite)
+        run_demo(out, keyframe_every=keyframe_every, overwrite=overwrite, command=command_line())
     except (InputError, ValueError) as error:
         fail(error)
 
@@ -179,7 +179,7 @@ def bench(
     refiner_path: Optional[Path] = RefinerOption,
     adapt: bool = AdaptOption,
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON lines."),
-    long_clip: Optional[str] = typer.Option(None, "--long-clip", metavar="NxWxH",
+    long_clip: Optional[str] = typer.Option(None, "--long-clip", metavar="<NxWxH>",
                                             help="Instead of CLIPS, measure peak memory and speed on a generated "
                                                  "clip of N frames of WxH (e.g. 2000x1920x1080); nothing is written."),
     classes: int = typer.Option(19, "--classes", min=1, max=256,

@@ -16,7 +16,8 @@ from .synth import make_clip, write_clip
 DEMO_NAMES = ("clip", "keyframes", "result", "scores.json")
 
 
-def run_demo(out: Path, keyframe_every: int = 10, overwrite: bool = False, n_frames: int = 60) -> dict:
+def run_demo(out: Path, keyframe_every: int = 10, overwrite: bool = False, n_frames: int = 60,
+             command: str | None = None) -> dict:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -36,7 +37,8 @@ def run_demo(out: Path, keyframe_every: int = 10, overwrite: bool = False, n_fra
         for index in range(0, n_frames, keyframe_every):
             shutil.copy(clip_dir / "labels" / f"{index:05d}.png", keyframes)
         reporter.say(f"keyframes: every {keyframe_every}th frame's label -> {keyframes}")
-        run_clip(clip_dir / "frames", keyframes, out / "result", on_start=reporter.say, on_frame=reporter.frames)
+        run_clip(clip_dir / "frames", keyframes, out / "result", command=command, on_start=reporter.say,
+                 on_frame=reporter.frames)
     report = evaluate(out / "result" / "labels", clip_dir / "labels", keyframes_dir=keyframes,
                       confidence_dir=out / "result" / "confidence")
     for table in report_table(report):
