@@ -155,6 +155,7 @@ class Cues:
         top_small = probs_small.max(axis=2)
         channels = cv2.resize(channels_small, (width, height), interpolation=cv2.INTER_NEAREST)
         confidence = cv2.resize(top_small, (width, height), interpolation=cv2.INTER_LINEAR)
+        np.minimum(confidence, 1, out=confidence)  # sums of float32 reach 1 + 1e-7
         if self.step == 1 and coefficients is None:
             return channels, confidence
         unsure = (top_small < SURE) | (cv2.dilate(channels_small, KERNEL) != cv2.erode(channels_small, KERNEL))
@@ -165,7 +166,7 @@ class Cues:
         else:
             refined = sample(probs_small, rows, cols, (width, height))
         channels[rows, cols] = refined.argmax(axis=1)
-        confidence[rows, cols] = refined.max(axis=1)
+        confidence[rows, cols] = np.minimum(refined.max(axis=1), 1)
         return channels, confidence
 
 
