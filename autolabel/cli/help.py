@@ -20,7 +20,7 @@ def _tidy(param) -> None:
     if param.type_descriptor.is_list:
         element = f"<{get_args(param.type_descriptor.annotation)[0].__name__.lower()}>"
         if isinstance(param, TyperOption):
-            param.metavar = element
+            param.metavar = param.metavar or element
         else:
             param.display_type_rich = lambda ctx: element  # the type column; metavar names the argument
 

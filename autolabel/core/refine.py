@@ -161,6 +161,8 @@ class Cues:
         unsure = (top_small < SURE) | (cv2.dilate(channels_small, KERNEL) != cv2.erode(channels_small, KERNEL))
         band = cv2.resize(cv2.dilate(unsure.view(np.uint8), KERNEL), (width, height), interpolation=cv2.INTER_NEAREST)
         rows, cols = np.nonzero(band)
+        if len(rows) == 0:   # every pixel sure, no boundary: the small result is the answer
+            return channels, confidence
         if coefficients is not None:
             refined = _normalised(self._edges(setting.radius, setting.eps).at(coefficients, rows, cols)[:, None])[:, 0]
         else:
