@@ -235,3 +235,12 @@ def test_demo_writes_scores_and_reviews_its_worst_frames(tmp_path):
     worst = min((f for f in summary["per_frame"] if f["score"] is not None), key=lambda f: f["score"])
     assert summary["lowest_score"][0] == worst["stem"]          # the sheet starts with the worst frame
     assert (review / "contact-sheet.png").is_file() and not (tmp_path / "demo" / "preview.png").exists()
+
+
+def test_bench_baseline_takes_the_midpoints_of_the_longest_gaps():
+    from autolabel.tools.suggest_bench import centred, gap_midpoints
+
+    assert gap_midpoints(90, [0, 30, 60], 3) == [15, 45, 75]     # the end gap is closed by the clip's end
+    assert gap_midpoints(80, [0, 30, 60], 3) == [15, 45, 70]
+    assert gap_midpoints(30, [0], 3) == [7, 15, 22]              # fewer gaps than frames: split again
+    assert centred(90, 3) == [15, 45, 75]

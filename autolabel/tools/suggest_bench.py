@@ -44,12 +44,18 @@ def centred(n: int, count: int) -> list[int]:
 
 
 def gap_midpoints(n: int, keyframes: list[int], count: int) -> list[int]:
-    """Midpoints of the `count` longest gaps between keyframes; the clip's ends close the end gaps."""
-    bounds = ([(-1, keyframes[0])] if keyframes[0] > 0 else []) + list(zip(keyframes, keyframes[1:]))
-    if keyframes[-1] < n - 1:
-        bounds.append((keyframes[-1], n))
-    longest = sorted(bounds, key=lambda ab: (ab[0] - ab[1], ab[0]))[:count]
-    return sorted((a + b) // 2 for a, b in longest)
+    """`count` frames, each the midpoint of the longest gap left (the clip's ends close the end gaps):
+    the midpoints of the `count` longest gaps, splitting a gap again when there are fewer gaps."""
+    keys = sorted(keyframes)
+    added: list[int] = []
+    for _ in range(count):
+        bounds = ([(-1, keys[0])] if keys[0] > 0 else []) + list(zip(keys, keys[1:]))
+        if keys[-1] < n - 1:
+            bounds.append((keys[-1], n))
+        a, b = min(bounds, key=lambda ab: (ab[0] - ab[1], ab[0]))
+        added.append((a + b) // 2)
+        keys = sorted(keys + [added[-1]])
+    return sorted(added)
 
 
 def score_plan(frames: Path, labels: Path, stems: list[str], keyframes: list[int], cache: FlowCache,
