@@ -159,8 +159,9 @@ def _interrupt_worker(signum, frame) -> None:
     clip starts. The worker itself stays until the pool shuts down: one that exits breaks the pool,
     which then kills the others in the middle of cleaning up."""
     global _interrupted
+    first = not _interrupted
     _interrupted = True
-    if _running_clip:
+    if _running_clip and first:  # a second Ctrl-C (the batch forwards one) must not cut the unwinding short
         raise KeyboardInterrupt
 
 
