@@ -45,6 +45,7 @@ WORK_SIDE = 480          # the cues work at about this long side; edges are appl
 DISTANCE_UNIT = 30
 DISTANCE_CAP = 60
 SURE = 0.9                                  # small pixels less sure than this are redone at full size
+FUSED_SURE = 0.9                            # fused pixels this sure keep the warp's label
 KERNEL = np.ones((3, 3), np.uint8)
 # Label sets of up to this many channels share a default: the fewer classes compete, the more
 # their colours tell them apart (objects vs. a street scene's 19 classes).
@@ -255,6 +256,14 @@ class Refiner:
         channels, confidence = cues.full_size(setting, *cues.apply(setting, cues.shrink(probs), distance))
         if one_sided:
             confidence = self.calibrations[self.bound][self.candidates.index(setting)](confidence, distance)
+        else:
+            # Where both keyframes' propagations agree and are sure, the warp stands: `learn` sees
+            # one-sided propagations, which need more repair than fused ones (see the model card).
+            fused = probs.argmax(axis=2)
+            top = np.take_along_axis(probs, fused[..., None], axis=2)[..., 0]
+            sure = top >= FUSED_SURE
+            channels[sure] = fused[sure]
+            confidence[sure] = np.minimum(top[sure], 1)
         return channels, confidence
 
 
