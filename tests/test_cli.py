@@ -199,7 +199,7 @@ def test_help_answers_questions():
 
 
 def test_bench_times_the_propagate_command_against_the_plain_flow_loop(small_clip):
-    code, output = run_cli("bench", small_clip, "-K", "5", "--json")
+    code, output = run_cli("bench", small_clip, "-K", "5", "--json", "--no-refine")  # the refiner: test_refine
     assert code == 0, output
     result = json.loads(output.strip().splitlines()[-1])
     assert result["frames"] == 16 and result["metric"] == "J" and result["score"] > 20
