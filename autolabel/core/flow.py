@@ -156,6 +156,6 @@ def flow_pairs(read: Callable[[int], np.ndarray], starts: Iterable[int], estimat
             pair = pending.popleft().result()
             fewest, most = LOOKAHEAD_PAIRS
             lookahead = min(most, max(fewest, room() // sum(array.nbytes for array in pair[1:])))
-            for t_next in itertools.islice(starts, lookahead - len(pending)):
+            for t_next in itertools.islice(starts, max(0, lookahead - len(pending))):  # room may shrink
                 pending.append(helper.submit(job, t_next))
             yield pair
