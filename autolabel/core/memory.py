@@ -3,8 +3,10 @@
 glibc serves allocations below its mmap threshold from the heap, and raises that threshold
 (up to 32 MB) each time a larger mapped block is freed. A pipeline that allocates and frees
 arrays of a few MB per frame then ends up serving them all from the heap, which fragments:
-resident memory creeps up over a long clip though the live arrays do not. A fixed 1 MB
-threshold maps every large array on its own and unmaps it when freed.
+resident memory creeps up over a long clip though the live arrays do not. A fixed 8 MB
+threshold maps every frame-sized float array of large video (1080p and up) on its own and
+unmaps it when freed. Not lower: every mapping costs page faults when first written, and at
+1 MB they made a 854x480 clip about 20% slower (15x the page faults) for no memory gain.
 """
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ import functools
 import sys
 
 M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
-THRESHOLD = 2**20
+THRESHOLD = 8 * 2**20
 
 
 @functools.cache
 def map_large_arrays() -> None:
-    """Fix glibc's mmap threshold at 1 MB (once per process; a no-op elsewhere)."""
+    """Fix glibc's mmap threshold at 8 MB (once per process; a no-op elsewhere)."""
     if not sys.platform.startswith("linux"):
         return
     try:
