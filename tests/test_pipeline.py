@@ -194,3 +194,12 @@ def test_refiner_sees_fused_labels_and_learns_once_per_two_keyframe_segment(lear
         present = np.unique(classes.channels(np.concatenate([keyframes[right - (8 - 2 if right == 8 else 13 - 8)],
                                                              keyframes[right]])))
         assert np.array_equal(classes.to_ids(present[target]), keyframes[right])
+
+
+def test_flow_lookahead_follows_the_room_left_also_when_it_shrinks():
+    from autolabel.core.flow import FlowEstimator, flow_pairs
+
+    clip = make_clip(n_frames=12, height=32, width=48, seed=11)
+    room = iter([10**9] * 3 + [0] * 20)  # plenty, then none: fewer pairs ahead than already pending
+    pairs = list(flow_pairs(ArrayFrames(clip.frames).read, range(11), FlowEstimator(), room=lambda: next(room)))
+    assert [pair[0] for pair in pairs] == list(range(11))

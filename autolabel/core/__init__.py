@@ -7,4 +7,6 @@ In the order a frame meets them:
 3. refine.py    the refiner network that repairs warped labels (opt-in), and its loader
 4. fuse.py      combine the two keyframes' propagations by reliability; label and confidence
 5. pipeline.py  the segment walk tying them together (`Settings`, `Propagator`, `propagate`, `ClassSet`)
+
+memory.py keeps freed frame-sized arrays from piling up in the C heap (glibc's mmap threshold).
 """

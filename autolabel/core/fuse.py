@@ -42,7 +42,7 @@ def either_reliable(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return 1.0 - (1.0 - first.astype(np.float32)) * (1.0 - second)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)
 def _row_starts(pixels: int, channels: int) -> np.ndarray:
     return np.arange(0, pixels * channels, channels, dtype=np.intp)
 

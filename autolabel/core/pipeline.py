@@ -22,13 +22,14 @@ import numpy as np
 from . import fuse as fusion
 from .flow import FlowEstimator, flow_pairs, full_size
 from .fuse import TopChannels
+from .memory import map_large_arrays
 from .warp import carry, consistency, sampling_maps
 
 
 # Flow computed ahead shares this with what the current segment keeps between its passes
 # (pull maps, the waiting side, frames for the refiner): long segments of large frames leave
 # less room to compute ahead.
-MEMORY_BUDGET = 768 * 2**20
+MEMORY_BUDGET = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class Propagator:
         self.refiner = refiner
         self.flow = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale, flow_cache)
         self.timer = StageTimer()
+        map_large_arrays()
         self._held: list[dict] = []  # what the current segment keeps between its two passes
 
     def _trust(self, flow_pull, flow_push, maps):
