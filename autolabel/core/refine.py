@@ -45,7 +45,8 @@ WORK_SIDE = 480          # the cues work at about this long side; edges are appl
 DISTANCE_UNIT = 30
 DISTANCE_CAP = 60
 SURE = 0.9                                  # small pixels less sure than this are redone at full size
-FUSED_SURE = 0.9                            # fused pixels this sure keep the warp's label
+FUSED_SURE = 0.9
+BAND_CHUNK = 1 << 16                            # fused pixels this sure keep the warp's label
 KERNEL = np.ones((3, 3), np.uint8)
 # Label sets of up to this many channels share a default: the fewer classes compete, the more
 # their colours tell them apart (objects vs. a street scene's 19 classes).
@@ -162,14 +163,14 @@ class Cues:
         unsure = (top_small < SURE) | (cv2.dilate(channels_small, KERNEL) != cv2.erode(channels_small, KERNEL))
         band = cv2.resize(cv2.dilate(unsure.view(np.uint8), KERNEL), (width, height), interpolation=cv2.INTER_NEAREST)
         rows, cols = np.nonzero(band)
-        if len(rows) == 0:   # every pixel sure, no boundary: the small result is the answer
-            return channels, confidence
-        if coefficients is not None:
-            refined = _normalised(self._edges(setting.radius, setting.eps).at(coefficients, rows, cols)[:, None])[:, 0]
-        else:
-            refined = sample(probs_small, rows, cols, (width, height))
-        channels[rows, cols] = refined.argmax(axis=1)
-        confidence[rows, cols] = np.minimum(refined.max(axis=1), 1)
+        for start in range(0, len(rows), BAND_CHUNK):   # in chunks: memory stays small on busy frames
+            r, c = rows[start:start + BAND_CHUNK], cols[start:start + BAND_CHUNK]
+            if coefficients is not None:
+                refined = _normalised(self._edges(setting.radius, setting.eps).at(coefficients, r, c))
+            else:
+                refined = sample(probs_small, r, c, (width, height))
+            channels[r, c] = refined.argmax(axis=1)
+            confidence[r, c] = np.minimum(refined.max(axis=1), 1)
         return channels, confidence
 
 
