@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InputError
 from .appearance import Appearance, bins
+from .calibration import Calibration
 from .guided import GuidedFilter, sample
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "refiner.json"
@@ -45,47 +46,12 @@ WORK_SIDE = 480          # the cues work at about this long side; edges are appl
 DISTANCE_UNIT = 30
 DISTANCE_CAP = 60
 SURE = 0.9                                  # small pixels less sure than this are redone at full size
-FUSED_SURE = 0.9
-BAND_CHUNK = 1 << 16                            # fused pixels this sure keep the warp's label
+FUSED_SURE = 0.9                            # fused pixels this sure keep the warp's label
+BAND_CHUNK = 1 << 16                        # band pixels worked out at a time
 KERNEL = np.ones((3, 3), np.uint8)
 # Label sets of up to this many channels share a default: the fewer classes compete, the more
 # their colours tell them apart (objects vs. a street scene's 19 classes).
 CHANNEL_BOUNDS = (8, 1 << 16)
-# One-sided frames (before the first keyframe, after the last) have no second opinion and get
-# overconfident with distance; their confidence is read from a table of the accuracy that
-# keyframe-to-keyframe propagations (one-sided by nature) had, per confidence bin and distance bin.
-CONFIDENCE_BINS = 10
-DISTANCE_EDGES = np.array([5, 15, 25])
-CALIBRATION_PRIOR = 1000.0  # pixels of "as confident as it says" that every table cell starts with
-
-
-class Calibration:
-    """Accuracy of one-sided propagations per (confidence bin, distance bin), from pixel counts."""
-
-    def __init__(self, correct=None, count=None):
-        shape = (CONFIDENCE_BINS, len(DISTANCE_EDGES) + 1)
-        self.correct = np.zeros(shape) if correct is None else np.asarray(correct, np.float64).reshape(shape)
-        self.count = np.zeros(shape) if count is None else np.asarray(count, np.float64).reshape(shape)
-
-    @staticmethod
-    def _bins(confidence: np.ndarray) -> np.ndarray:
-        return np.minimum((confidence * CONFIDENCE_BINS).astype(np.int64), CONFIDENCE_BINS - 1)
-
-    def add(self, confidence: np.ndarray, correct: np.ndarray, distance: int) -> None:
-        column = int(np.searchsorted(DISTANCE_EDGES, distance, side="right"))
-        bins = self._bins(confidence).ravel()
-        self.count[:, column] += np.bincount(bins, minlength=CONFIDENCE_BINS)
-        self.correct[:, column] += np.bincount(bins, weights=correct.ravel(), minlength=CONFIDENCE_BINS)
-
-    def __call__(self, confidence: np.ndarray, distance: int) -> np.ndarray:
-        column = int(np.searchsorted(DISTANCE_EDGES, distance, side="right"))
-        middle = (np.arange(CONFIDENCE_BINS) + 0.5) / CONFIDENCE_BINS
-        accuracy = (self.correct[:, column] + CALIBRATION_PRIOR * middle) / (self.count[:, column] + CALIBRATION_PRIOR)
-        # within a bin, keep the order of the raw confidences: shift them by the bin's correction
-        return np.clip(confidence + (accuracy - middle)[self._bins(confidence)], 0, 1).astype(np.float32)
-
-    def as_lists(self) -> dict:
-        return {"correct": self.correct.round().astype(int).tolist(), "count": self.count.astype(int).tolist()}
 
 
 @dataclass(frozen=True)
