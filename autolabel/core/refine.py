@@ -169,10 +169,9 @@ class Refiner:
         if not all(0 <= i < len(candidates) for i in defaults.values()):
             raise ValueError(f"defaults {defaults} are not among {len(candidates)} candidates")
         self.candidates, self.defaults, self.adapt, self.name = list(candidates), defaults, adapt, name
-        self.default = defaults[max(defaults)]
         # {label-set size bound: a Calibration per candidate}; learn adds to the current size's
         self.calibrations = calibrations or {b: [Calibration() for _ in candidates] for b in defaults}
-        self.bound = max(defaults)
+        self.bound = max(defaults)   # the label-set size of the clip at hand, set by start_clip
         self.scores = np.zeros(len(candidates))
         self.samples = 0
         self.appearance: Appearance | None = None
@@ -180,16 +179,22 @@ class Refiner:
         self.learn_calibration = False  # training fits the calibration tables; a run uses them
 
     @property
+    def default(self) -> int:
+        return self.defaults[self.bound]
+
+    @property
+    def chosen_index(self) -> int:
+        return int(np.argmax(self.scores)) if self.adapt and self.samples else self.default
+
+    @property
     def chosen(self) -> Setting:
-        best = int(np.argmax(self.scores)) if self.adapt and self.samples else self.default
-        return self.candidates[best]
+        return self.candidates[self.chosen_index]
 
     def start_clip(self, keyframes, n_channels: int, keep_scores: bool = False) -> None:
         """`keyframes`: (frame, channel indices) of every keyframe of the clip. What an earlier
         clip taught is forgotten unless `keep_scores` (training sums scores over clips)."""
         self.appearance = Appearance(n_channels)
         self.bound = next((b for b in sorted(self.defaults) if n_channels <= b), max(self.defaults))
-        self.default = self.defaults[self.bound]
         for frame, channels in keyframes:
             self.appearance.add(frame, channels)
         if not keep_scores:
@@ -219,10 +224,11 @@ class Refiner:
         """(channel index HxW, confidence HxW float32 in [0, 1]) of one fused frame; `one_sided`:
         only one keyframe's labels reach it (before the first keyframe or after the last)."""
         cues = Cues(frame, self.appearance.table if self.appearance is not None else None, present)
-        setting = self.chosen
+        chosen = self.chosen_index
+        setting = self.candidates[chosen]
         channels, confidence = cues.full_size(setting, *cues.apply(setting, cues.shrink(probs), distance))
         if one_sided:
-            confidence = self.calibrations[self.bound][self.candidates.index(setting)](confidence, distance)
+            confidence = self.calibrations[self.bound][chosen](confidence, distance)
         else:
             # Where both keyframes' propagations agree and are sure, the warp stands: `learn` sees
             # one-sided propagations, which need more repair than fused ones (see the model card).
