@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autolabel.cli import app
-from autolabel.tools.synth import make_clip, write_clip
+from autolabel.synth import make_clip, write_clip
 
 SHARED_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 

@@ -15,7 +15,7 @@ from autolabel.datasets.batch import shard_of
 from autolabel.cli import app
 from autolabel.errors import InputError
 from autolabel.datasets.layouts import find_clips
-from autolabel.tools.synth import make_clip, write_clip
+from autolabel.synth import make_clip, write_clip
 
 CLI = [sys.executable, "-c", "from autolabel.cli import app; app()", "batch"]
 SIZE = dict(height=64, width=96)

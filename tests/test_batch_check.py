@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from autolabel.cli import app
 from autolabel.datasets.layouts import find_clips
-from autolabel.tools.synth import make_clip, write_clip
+from autolabel.synth import make_clip, write_clip
 
 SIZE = dict(height=48, width=64)
 

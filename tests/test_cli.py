@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from autolabel.io.output import run_clip
-from autolabel.tools.synth import davis_palette, make_clip
+from autolabel.synth import davis_palette, make_clip
 
 from conftest import make_keyframes, run_cli
 
@@ -216,7 +216,7 @@ def test_bench_long_clip_has_every_class_in_every_keyframe():
     assert code == 0, output
     result = json.loads(output.strip().splitlines()[-1])
     assert result["classes"] == 5 and result["frames"] == 12 and result["pixel_accuracy"] > 90
-    from autolabel.tools.synth import LongClip
+    from autolabel.synth import LongClip
 
     clip = LongClip(12, 120, 160, n_classes=5)
     assert all(len(np.unique(clip.label(i))) == 5 for i in (0, 5, 10))

@@ -6,9 +6,9 @@ from PIL import Image
 from rich.console import Console
 
 from autolabel.errors import InputError
-from autolabel.tools.evaluate import evaluate
-from autolabel.tools.report import report_table
-from autolabel.tools.metrics import Scorer, boundary_tolerance
+from autolabel.evaluation.evaluate import evaluate
+from autolabel.evaluation.report import report_table
+from autolabel.evaluation.metrics import Scorer, boundary_tolerance
 
 
 def write_ids(folder, stem, ids):

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from autolabel.cli import app
 from autolabel.io.labels import davis_palette
 from autolabel.io.output import run_clip
-from autolabel.tools.export import export
-from autolabel.tools.synth import make_clip, write_clip
+from autolabel.interop.export import export
+from autolabel.synth import make_clip, write_clip
 
 SIZE = dict(height=48, width=64)
 

@@ -5,7 +5,7 @@ import pytest
 
 from autolabel.datasets.flowcache import FlowCache
 from autolabel.io.output import run_clip
-from autolabel.tools.synth import make_clip, write_clip
+from autolabel.synth import make_clip, write_clip
 
 KEY = "dis-medium-1.0-opencv"
 

@@ -66,7 +66,7 @@ def slow_clip(tmp_path_factory):
     """A clip that takes several seconds to propagate (Farneback flow on 120 frames)."""
     from PIL import Image
 
-    from autolabel.tools.synth import make_clip
+    from autolabel.synth import make_clip
 
     root = tmp_path_factory.mktemp("slow")
     clip = make_clip(n_frames=12, height=240, width=320, n_objects=2, seed=5)

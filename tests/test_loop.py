@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from autolabel.io.output import run_clip
-from autolabel.tools.review.draw import worst_region
-from autolabel.tools.review.palette import ClassColors
-from autolabel.tools.suggest import ClipScan, add_keyframes, place_keyframes
-from autolabel.tools.synth import make_clip
+from autolabel.loop.review.draw import worst_region
+from autolabel.loop.review.palette import ClassColors
+from autolabel.loop.suggest import ClipScan, add_keyframes, place_keyframes
+from autolabel.synth import make_clip
 
 from conftest import run_cli
 
@@ -24,7 +24,7 @@ def _stems_printed(output):
 # ---------------------------------------------------------------- suggest: placement
 
 def test_constant_costs_give_the_centred_placement(monkeypatch):
-    from autolabel.tools import suggest
+    from autolabel.loop import suggest
 
     monkeypatch.setattr(suggest, "ONE_SIDED", 1.0)    # ends weigh like the rest: plain 1-D k-median
     positions = np.arange(93, dtype=float)
@@ -210,7 +210,7 @@ def test_worst_region_boxes_the_densest_errors():
 
 def test_cityscapes_label_ids_get_cityscapes_names_and_colours(tmp_path):
     from autolabel.io.labels import LabelFormat
-    from autolabel.tools.review.run import _class_names
+    from autolabel.loop.review.run import _class_names
 
     fmt = LabelFormat("ids", ignore_index=255)
     ids = {7, 8, 11, 21, 23, 24, 26, 255}
@@ -225,7 +225,7 @@ def test_cityscapes_label_ids_get_cityscapes_names_and_colours(tmp_path):
 
 
 def test_demo_writes_scores_and_reviews_its_worst_frames(tmp_path):
-    from autolabel.tools.demo import run_demo
+    from autolabel.demo import run_demo
 
     report = run_demo(tmp_path / "demo", keyframe_every=10, n_frames=20)
     scores = json.loads((tmp_path / "demo" / "scores.json").read_text())
@@ -238,7 +238,7 @@ def test_demo_writes_scores_and_reviews_its_worst_frames(tmp_path):
 
 
 def test_bench_baseline_takes_the_midpoints_of_the_longest_gaps():
-    from autolabel.tools.suggest_bench import centred, gap_midpoints
+    from autolabel.loop.suggest_bench import centred, gap_midpoints
 
     assert gap_midpoints(90, [0, 30, 60], 3) == [15, 45, 75]     # the end gap is closed by the clip's end
     assert gap_midpoints(80, [0, 30, 60], 3) == [15, 45, 70]

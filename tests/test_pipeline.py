@@ -7,7 +7,7 @@ import pytest
 from autolabel import Settings, propagate
 from autolabel.io.frames import ArrayFrames
 from autolabel.core.pipeline import ClassSet, Propagator, segments
-from autolabel.tools.synth import make_clip
+from autolabel.synth import make_clip
 
 
 def test_segments_cover_the_clip_around_keyframes():

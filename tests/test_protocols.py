@@ -10,10 +10,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from autolabel.cli import app
-from autolabel.tools.classnames import CITYSCAPES_EVALUATED, CITYSCAPES_LABELS
-from autolabel.tools.evaluate import evaluate
-from autolabel.tools.export import export
-from autolabel.tools.protocols import davis_statistics
+from autolabel.io.classnames import CITYSCAPES_EVALUATED, CITYSCAPES_LABELS
+from autolabel.evaluation.evaluate import evaluate
+from autolabel.interop.export import export
+from autolabel.evaluation.protocols import davis_statistics
 
 
 def save(path, ids, palette=False):

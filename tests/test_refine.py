@@ -12,7 +12,7 @@ from autolabel.core.guided import GuidedFilter
 from autolabel.core.pipeline import propagate
 from autolabel.core.refine import DEFAULT_WEIGHTS, Cues, Refiner, Setting, load_refiner, mean_iou
 from autolabel.errors import InputError
-from autolabel.tools.synth import make_clip
+from autolabel.synth import make_clip
 
 
 def step_frame(height=60, width=90, edge=40):

@@ -1,7 +1,7 @@
 """Quality on the real clips in ../shared/data/clips (skipped where that folder is absent)."""
 import pytest
 
-from autolabel.tools.bench import bench_clip
+from autolabel.evaluation.bench import bench_clip
 from autolabel.core.pipeline import Settings
 
 from conftest import SHARED_CLIPS

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autolabel.tools.synth import SyntheticClip, davis_palette, make_clip, write_clip
+from autolabel.synth import SyntheticClip, davis_palette, make_clip, write_clip
 
 SMALL = dict(n_frames=12, height=64, width=96)
 

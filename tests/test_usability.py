@@ -38,7 +38,7 @@ def test_choices_are_shown_as_choices():
 
 
 def test_batch_has_the_refiner_options_of_propagate(tmp_path):
-    from autolabel.tools.synth import make_clip, write_clip
+    from autolabel.synth import make_clip, write_clip
 
     clip = write_clip(make_clip(n_frames=6, height=48, width=64, seed=4), tmp_path / "data" / "clip0")
     keys = tmp_path / "keys"
@@ -144,7 +144,7 @@ def test_davis_style_keyframes_match_a_video_by_number(tmp_path):
     import cv2
     from PIL import Image
 
-    from autolabel.tools.synth import make_clip
+    from autolabel.synth import make_clip
 
     clip = make_clip(n_frames=6, height=48, width=64, seed=13, motion="translate")
     video = tmp_path / "clip.avi"
@@ -185,7 +185,7 @@ def test_manifest_alone_reproduces_a_colour_coded_run(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from autolabel.tools.synth import make_clip
+    from autolabel.synth import make_clip
 
     clip = make_clip(n_frames=6, height=48, width=64, n_objects=2, seed=7)
     frames, keys = tmp_path / "frames", tmp_path / "keys"
@@ -244,7 +244,7 @@ def test_python_api_raises_input_error_with_one_line_messages():
     import numpy as np
 
     import autolabel
-    from autolabel.tools.synth import make_clip
+    from autolabel.synth import make_clip
 
     clip = make_clip(n_frames=8, height=32, width=48, seed=1)
     good = clip.labels[0]

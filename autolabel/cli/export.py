@@ -1,4 +1,4 @@
-"""`autolabel export`: the typer command over autolabel.tools.export."""
+"""`autolabel export`: the typer command over autolabel.interop.export."""
 from __future__ import annotations
 
 from enum import Enum
@@ -35,7 +35,7 @@ def export_command(
     Reads OUT/labels (or OUT/<clip>/labels for every clip of a batch) one frame at a time; writes
     into DIR only when everything is done, and replaces nothing there without --overwrite.
     """
-    from ..tools.export import export
+    from ..interop.export import export
 
     def say(clip: str) -> None:
         if not quiet:

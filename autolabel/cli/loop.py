@@ -47,7 +47,7 @@ def suggest(
     Prints the chosen frame stems, one per line, in temporal order. Needs optical flow, no refiner.
     """
     from ..datasets.flowcache import FlowCache
-    from ..tools.suggest_clip import suggest as suggest_frames
+    from ..loop.suggest_clip import suggest as suggest_frames
 
     settings = make_settings(flow, flow_preset, flow_scale, Fusion.reliability)
     try:
@@ -87,7 +87,7 @@ def review(
     outlines, doubtful pixels hatched), contact-sheet.png (the worst frames as frame | labels |
     confidence, legend) and timeline.png (mean confidence per frame, keyframes marked).
     """
-    from ..tools.review import review as review_result
+    from ..loop.review import review as review_result
 
     try:
         with Reporter("reviewing", quiet) as reporter:

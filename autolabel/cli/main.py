@@ -134,8 +134,8 @@ def evaluate(
     no keyframe are marked), boundary F, scores by distance from the nearest
     keyframe, and confidence calibration.
     """
-    from ..tools.evaluate import evaluate as evaluate_folders
-    from ..tools.report import report_table
+    from ..evaluation.evaluate import evaluate as evaluate_folders
+    from ..evaluation.report import report_table
 
     try:
         report = evaluate_folders(pred, gt, protocol=protocol.value, keyframes_dir=keyframes, confidence_dir=confidence,
@@ -157,7 +157,7 @@ def demo(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous demo in OUT."),
 ) -> None:
     """Try autolabel with no data: make a synthetic clip, propagate from sparse keyframes, score it."""
-    from ..tools.demo import run_demo
+    from ..demo import run_demo
 
     try:
         run_demo(out, keyframe_every=keyframe_every, overwrite=overwrite, command=command_line())
@@ -191,7 +191,7 @@ def bench(
     of the `autolabel propagate` command as a ratio to the optical flow
     alone (a plain loop: decode, both flows per pair; same run).
     """
-    from ..tools.bench import bench_clip, bench_long_clip, expand_clips, results_table
+    from ..evaluation.bench import bench_clip, bench_long_clip, expand_clips, results_table
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
     if long_clip:
@@ -239,8 +239,8 @@ def train(
     """Fit the refiner's default strengths on labeled clips: each label is propagated to the next ones
     (every 10, 20 and 30 frames) and every candidate setting is scored against the real label."""
     from ..datasets.flowcache import FlowCache
-    from ..tools.bench import clip_paths, expand_clips
-    from ..tools.train import train as train_refiner
+    from ..evaluation.bench import clip_paths, expand_clips
+    from ..refiner.classic_train import train as train_refiner
 
     try:
         pairs = [clip_paths(clip) for clip in expand_clips(clips)]

@@ -1,6 +1,6 @@
 """Does `suggest` place keyframes better than uniform spacing? A per-clip table on densely labeled clips.
 
-    python -m autolabel.tools.suggest_bench CLIP... [--flow-cache DIR] [--json FILE]
+    python -m autolabel.loop.suggest_bench CLIP... [--flow-cache DIR] [--json FILE]
 
 For each clip and each spacing S (30 and 10), the keyframe budget N is that of every S-th
 frame from frame 0; plans with N keyframes:
@@ -27,8 +27,8 @@ from ..core.pipeline import Settings
 from ..datasets.flowcache import FlowCache
 from ..io.frames import FrameSource
 from ..io.keyframes import find_keyframes
-from .bench import clip_paths
-from .evaluate import evaluate, read_confidence
+from ..evaluation.bench import clip_paths
+from ..evaluation.evaluate import evaluate, read_confidence
 from .suggest import add_keyframes, place_keyframes, scan_clip
 
 SPACINGS = (30, 10)

@@ -171,7 +171,7 @@ def bench_long_clip(n_frames: int, width: int, height: int, keyframe_every: int,
     """Speed, and this process's peak memory, on a generated clip of any length with `n_classes`
     classes in every keyframe (nothing written to disk)."""
     from ..core.pipeline import ClassSet, Propagator
-    from .synth import LongClip
+    from ..synth import LongClip
 
     clip = LongClip(n_frames, height, width, n_classes=n_classes)
     keyframes = list(range(0, n_frames, keyframe_every))

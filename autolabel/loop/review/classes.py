@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..classnames import CITYSCAPES_LABELS, read_names  # noqa: F401  read_names: review's names CSV reader too
+from ...io.classnames import CITYSCAPES_LABELS, read_names  # noqa: F401  read_names: review's names CSV reader too
 
 NAMES_FILES = ("names.csv", "classes.csv")
 

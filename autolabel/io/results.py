@@ -9,8 +9,8 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
-from ..io.frames import natural_key
-from ..io.labels import LabelFormat, detect_format, read_label
+from .frames import natural_key
+from .labels import LabelFormat, detect_format, read_label
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from ..core.pipeline import Settings
 from ..errors import InputError
 from ..io.frames import FrameSource
 from ..io.keyframes import find_keyframes, load_keyframes
-from .evaluate import read_confidence
+from ..evaluation.evaluate import read_confidence
 from .suggest import DECAY, add_keyframes, label_distance, place_keyframes, propagation_uncertainty, removal_cost, \
     scan_clip
 

@@ -32,7 +32,7 @@ from ..core.flow import FlowEstimator
 from ..core.warp import consistency, sampling_maps
 
 # Cost of one step, in frames: 1 + DEFORMATION_COST * mean |spatial gradient of the flow|.
-# Chosen on the shared DAVIS clips (tools/suggest_bench.py), against weighting the
+# Chosen on the shared DAVIS clips (loop/suggest_bench.py), against weighting the
 # forward-backward occlusion share and (camera-compensated) motion instead: see the closing
 # note of issue 10. Occlusion and motion are still measured, as reasons in --json.
 DEFORMATION_COST = 20.0

@@ -14,8 +14,8 @@ from PIL import Image
 from ...errors import InputError
 from ...io.frames import FrameSource
 from ...io.labels import detect_format, read_label
-from ..evaluate import read_confidence
-from ..metrics import Confusion
+from ...evaluation.evaluate import read_confidence
+from ...evaluation.metrics import Confusion
 from . import draw
 from .classes import CITYSCAPES, looks_like_cityscapes, names_beside, read_names
 from .palette import ClassColors

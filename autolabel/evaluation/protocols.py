@@ -22,7 +22,7 @@ import math
 import cv2
 import numpy as np
 
-from .classnames import CITYSCAPES_STEM
+from ..io.classnames import CITYSCAPES_STEM
 
 PROTOCOLS = ("plain", "davis", "cityscapes")
 HEADLINE = {"davis": "J&F-Mean", "cityscapes": "mIoU"}   # plain: the clip's pooled J or mIoU

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ...io.labels import davis_palette
+from ..io.labels import davis_palette
 from .scenes import SyntheticClip
 from .textures import _fractal_noise
 

@@ -16,7 +16,7 @@ from PIL import Image
 from ..errors import InputError
 from ..io.frames import IMAGE_SUFFIXES, natural_key
 from ..io.labels import detect_format, read_label
-from .classnames import CITYSCAPES_EVALUATED, class_names, looks_like_cityscapes
+from ..io.classnames import CITYSCAPES_EVALUATED, class_names, looks_like_cityscapes
 from .metrics import Scorer
 from .protocols import HEADLINE, PROTOCOLS, DavisScorer, frame_key
 

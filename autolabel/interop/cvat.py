@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from ..io.labels import LabelFormat, davis_palette
-from .classnames import CITYSCAPES_LABELS, looks_like_cityscapes
-from .results import ClipResult
+from ..io.classnames import CITYSCAPES_LABELS, looks_like_cityscapes
+from ..io.results import ClipResult
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)   # fixed, so that the same labels give the same bytes
 

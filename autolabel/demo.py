@@ -5,12 +5,12 @@ import json
 import shutil
 from pathlib import Path
 
-from ..errors import InputError
-from ..io.output import check_writable, run_clip
-from ..progress import Reporter, console, counted, tables
-from .evaluate import evaluate
-from .report import report_table
-from .review import review
+from .errors import InputError
+from .io.output import check_writable, run_clip
+from .progress import Reporter, console, counted, tables
+from .evaluation.evaluate import evaluate
+from .evaluation.report import report_table
+from .loop.review import review
 from .synth import make_clip, write_clip
 
 DEMO_NAMES = ("clip", "keyframes", "result", "scores.json")

@@ -22,9 +22,9 @@ from PIL import Image
 
 from ..errors import InputError
 from ..io.labels import LabelFormat, davis_palette, save_png
-from .classnames import CITYSCAPES_STEM, CITYSCAPES_TRAIN_IDS
+from ..io.classnames import CITYSCAPES_STEM, CITYSCAPES_TRAIN_IDS
 from .cvat import export_cvat
-from .results import ClipResult, find_results
+from ..io.results import ClipResult, find_results
 
 STAGING = ".autolabel-export"
 
