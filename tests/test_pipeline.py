@@ -157,13 +157,13 @@ class RecordingRefiner:
         self.adapt = learns
         self.refined, self.learned, self.keyframes = [], [], []
 
-    def start_clip(self, keyframes, n_channels):
+    def start_clip(self, keyframes, n_channels, channel_ids=None):
         self.keyframes = [(frame, channels) for frame, channels in keyframes]
 
     def learn(self, frame, probs, reliability, target, distance, present):
         self.learned.append((frame, probs, reliability, target, distance))
 
-    def refine(self, frame, probs, reliability, distance, present, one_sided):
+    def refine(self, frame, probs, reliability, distance, present, one_sided, spacing=None):
         self.refined.append((frame, probs.shape, reliability.shape, distance, one_sided))
         channels = probs.argmax(axis=2)
         return channels, np.take_along_axis(probs, channels[..., None], axis=2)[..., 0]

@@ -18,9 +18,10 @@ from ..errors import InputError
 from ..io.output import check_writable
 from ..progress import Reporter, console, counted, tables
 from .main import app
-from .options import (AdaptOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
-                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption,
-                      command_line, fail, interrupted, make_settings)
+from .options import (AdaptOption, AdaptStepsOption, DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion,
+                     FusionOption, IgnoreIndexOption, LabelFormatOption, LabelKind, PresetOption, RefineOption,
+                     RefinerOption, ScaleOption, command_line, fail, interrupted, make_refiner, make_settings,
+                     refiner_spec)
 
 
 def results_table(lines: list[dict]) -> Table:
@@ -106,8 +107,10 @@ def batch_command(
     label_format: Optional[LabelKind] = LabelFormatOption,
     ignore_index: int = IgnoreIndexOption,
     refine: bool = RefineOption,
-    refiner_path: Optional[Path] = RefinerOption,
+    refiner_path: str = RefinerOption,
     adapt: bool = AdaptOption,
+    adapt_steps: Optional[int] = AdaptStepsOption,
+    device: str = DeviceOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output or table."),
 ) -> None:
     """Propagate labels through every clip of a dataset, in parallel, resumable.
@@ -119,11 +122,11 @@ def batch_command(
     options = BatchOptions(make_settings(flow, flow_preset, flow_scale, fusion),
                            label_format.value if label_format else None, ignore_index, keyframe_every,
                            flow_cache.absolute() if flow_cache else None, overwrite, resume,
-                           refine=refine, refiner=refiner_path.absolute() if refiner_path else None, adapt=adapt,
+                           refine=refine, refiner=refiner_spec(refiner_path), adapt=adapt, device=device,
+                           adapt_steps=adapt_steps,
                            command=command_line())
     try:
-        if refiner_path is not None and not refiner_path.is_file():
-            raise InputError(refiner_path, "refiner weights not found")
+        make_refiner(refine, refiner_path, adapt, device, adapt_steps)  # bad weights or device: before any work
         shard_index = parse_shard(shard) if shard else None
         selected = select_clips(dataset, layout.value, shard_index)
         if as_json and not check:

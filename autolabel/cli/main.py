@@ -13,9 +13,10 @@ from .. import __version__
 from ..errors import InputError
 from ..progress import Reporter, console, counted, tables
 from .help import App
-from .options import (AdaptOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
-                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, VideoOption,
-                      command_line, fail, interrupted, make_refiner, make_settings)
+from .options import (AdaptOption, AdaptStepsOption, DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion,
+                      FusionOption, IgnoreIndexOption, LabelFormatOption, LabelKind, PresetOption, RefineOption,
+                      RefinerOption, ScaleOption, VideoOption, command_line, fail, interrupted, make_refiner,
+                      make_settings)
 
 app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
@@ -53,8 +54,10 @@ def propagate(
                                                help="CSV 'id,r,g,b' for RGB colour-coded labels (default: the "
                                                     "colours found in the keyframes)."),
     refine: bool = RefineOption,
-    refiner_path: Optional[Path] = RefinerOption,
+    refiner_path: str = RefinerOption,
     adapt: bool = AdaptOption,
+    adapt_steps: Optional[int] = AdaptStepsOption,
+    device: str = DeviceOption,
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="Keep optical flow in this folder and "
                                               "reuse what is there (e.g. from `autolabel suggest --flow-cache`)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in --out."),
@@ -71,7 +74,7 @@ def propagate(
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
     had_results = any((out / name).exists() for name in RESULT_NAMES)
     try:
-        refiner = make_refiner(refine, refiner_path, adapt)
+        refiner = make_refiner(refine, refiner_path, adapt, device, adapt_steps)
         with Reporter("propagating", quiet) as reporter:
             manifest = run_clip(video, keyframes, out, settings=settings, refiner=refiner,
                                 flow_cache=FlowCache(flow_cache) if flow_cache else None,
@@ -176,8 +179,10 @@ def bench(
     flow_scale: float = ScaleOption,
     fusion: Fusion = FusionOption,
     refine: bool = RefineOption,
-    refiner_path: Optional[Path] = RefinerOption,
+    refiner_path: str = RefinerOption,
     adapt: bool = AdaptOption,
+    adapt_steps: Optional[int] = AdaptStepsOption,
+    device: str = DeviceOption,
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON lines."),
     long_clip: Optional[str] = typer.Option(None, "--long-clip", metavar="<NxWxH>",
                                             help="Instead of CLIPS, measure peak memory and speed on a generated "
@@ -202,7 +207,7 @@ def bench(
     elif not clips:
         fail(InputError("bench", "give one or more CLIPS (or --long-clip NxWxH)"))
     try:
-        refiner = make_refiner(refine, refiner_path, adapt)
+        refiner = make_refiner(refine, refiner_path, adapt, device, adapt_steps)
     except InputError as error:
         fail(error)
     if long_clip:
@@ -226,29 +231,3 @@ def bench(
     if not as_json:
         tables.print(results_table(results, settings, refiner))
 
-
-@app.command()
-def train(
-    clips: list[Path] = typer.Argument(..., metavar="CLIP...", help="Clips (<clip>/frames + <clip>/labels) or "
-                                       "folders of clips."),
-    out: Path = typer.Option(Path("refiner.json"), "--out", "-o", help="Weights to write."),
-    every: int = typer.Option(10, "--every", min=1, help="Use only labels of frames whose index is a multiple of "
-                              "this (10: the labels a user would have, when label folders hold evaluation labels)."),
-    flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="Keep optical flow here for reruns."),
-) -> None:
-    """Fit the refiner's default strengths on labeled clips: each label is propagated to the next ones
-    (every 10, 20 and 30 frames) and every candidate setting is scored against the real label."""
-    from ..datasets.flowcache import FlowCache
-    from ..evaluation.bench import clip_paths, expand_clips
-    from ..refiner.classic_train import train as train_refiner
-
-    try:
-        pairs = [clip_paths(clip) for clip in expand_clips(clips)]
-        with Reporter("training") as reporter:
-            summary = train_refiner(pairs, out, every, flow_cache=FlowCache(flow_cache) if flow_cache else None,
-                                    log=reporter.say)
-    except InputError as error:
-        fail(error)
-    defaults = ", ".join(f"up to {size} classes: {setting}" for size, setting in summary["defaults"].items())
-    console.print(f"wrote {out} from {summary['samples']} propagations in {summary['seconds']:.0f}s; defaults "
-                  f"{defaults}", highlight=False)

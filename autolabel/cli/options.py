@@ -73,8 +73,16 @@ RefineOption = typer.Option(True, "--refine/--no-refine",
                             help="Refine the warped labels with the frame: the keyframes' colours repair drift and "
                                  "disocclusions, an edge-aware filter snaps boundaries (models/MODEL_CARD.md). "
                                  "--no-refine gives optical-flow geometry alone.")
-RefinerOption = typer.Option(None, "--refiner", help="Refiner weights (JSON) to use instead of the shipped "
-                             "models/refiner.json, e.g. from `autolabel train`.")
+RefinerOption = typer.Option("default", "--refiner", metavar="default|classic|PATH",
+                             help="default: the learned refiner shipped in models/ (a network that learns each clip's "
+                                  "keyframes, on the classic cues); classic: the colour cue and edge filter alone, "
+                                  "the fast CPU path; PATH: weights from `autolabel train` (.pt) or "
+                                  "`autolabel train --classic` (.json).")
+AdaptStepsOption = typer.Option(None, "--adapt-steps", min=0,
+                                help="Steps of per-clip learning of the learned refiner (default: the weights' "
+                                     "setting for the device, 50 on CPU, 500 on CUDA; 0: the network as trained).")
+DeviceOption = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N", help="Where the learned refiner runs: auto (CUDA when torch "
+                            "sees it, else the CPU), cpu, cuda or cuda:N.")
 AdaptOption = typer.Option(True, "--adapt/--no-adapt",
                            help="Let the refiner choose its strengths on this clip, by propagating each keyframe to "
                                 "the next and comparing (one more warp step and a few small passes per keyframe).")
@@ -85,13 +93,22 @@ def command_line() -> str:
     return shlex.join(["autolabel", *sys.argv[1:]])
 
 
-def make_refiner(refine: bool, path: Optional[Path], adapt: bool = True):
-    """The refiner asked for, or None for geometric propagation only."""
+def make_refiner(refine: bool, spec: str, adapt: bool = True, device: str = "auto", steps: Optional[int] = None):
+    """The refiner asked for, or None for geometric propagation only. A device that isn't there is
+    refused even with --no-refine: the command asked for it."""
+    if device != "auto" and device != "cpu":
+        from ..refiner.weights import resolve_device
+        resolve_device(device)
     if not refine:
         return None
-    from ..core.refine import load_refiner
+    from ..refiner.load import load_refiner
 
-    return load_refiner(path, adapt)
+    return load_refiner(spec, adapt, device, steps)
+
+
+def refiner_spec(spec: str) -> str:
+    """--refiner as workers in other folders (Ray) must see it: a path made absolute."""
+    return spec if spec in ("default", "classic") else str(Path(spec).absolute())
 
 
 def make_settings(flow, flow_preset, flow_scale, fusion) -> Settings:

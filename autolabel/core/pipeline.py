@@ -144,7 +144,7 @@ class Propagator:
                               (index,), is_keyframe=True)
         if self.refiner is not None:
             self.refiner.start_clip(((self.source.read(k), self.classes.channels(self.keyframe_label(k)))
-                                     for k in self.keyframes), len(self.classes))
+                                     for k in self.keyframes), len(self.classes), channel_ids=self.classes.channel_ids)
         spans = segments(len(self.source), self.keyframes)
         # One stream of flow pairs for the whole clip: the next segment's flow is computed
         # while this segment's backward pass runs.
@@ -233,7 +233,8 @@ class Propagator:
             with self.timer("refine"):
                 nearest = distance if waiting is None else min(distance, waiting.distance)
                 local, confidence = self.refiner.refine(frame, probs, reliability, nearest, present,
-                                                        one_sided=waiting is None)
+                                                        one_sided=waiting is None,
+                                                        spacing=None if waiting is None else distance + waiting.distance)
         return FrameResult(t, present[local], confidence, sources, local=local)
 
 
@@ -271,18 +272,18 @@ def propagate(frames, keyframes: Mapping[int, np.ndarray], *, ignore_index: int 
     Returns (labels, confidences), one per frame: labels are HxW int64 arrays holding the
     keyframes' ids (keyframes come back unchanged); confidences are HxW float32 arrays in [0, 1],
     the probability that the label at that pixel is right (1 on keyframes).
-    refiner: "default" refines with the shipped refiner (core.refine.load_refiner), None gives
-    optical-flow geometry alone, or pass a Refiner.
+    refiner: "default" refines with the shipped learned refiner, "classic" with the classic one
+    (refiner/load.py), None gives optical-flow geometry alone, or pass a refiner object.
     Bad input raises autolabel.InputError with the CLI's one-line message.
     """
     from ..io.arrays import check_arrays
     from ..io.frames import ArrayFrames
 
     check_arrays(frames, keyframes)
-    if isinstance(refiner, str) and refiner == "default":
-        from .refine import load_refiner
+    if isinstance(refiner, str):
+        from ..refiner.load import load_refiner
 
-        refiner = load_refiner()
+        refiner = load_refiner(refiner)
     source = ArrayFrames(frames)
     classes = ClassSet.from_labels(keyframes.values(), ignore_index)
     propagator = Propagator(source, lambda i: np.asarray(keyframes[i]), list(keyframes), classes, settings, refiner)

@@ -190,9 +190,10 @@ class Refiner:
     def chosen(self) -> Setting:
         return self.candidates[self.chosen_index]
 
-    def start_clip(self, keyframes, n_channels: int, keep_scores: bool = False) -> None:
+    def start_clip(self, keyframes, n_channels: int, keep_scores: bool = False, channel_ids=None) -> None:
         """`keyframes`: (frame, channel indices) of every keyframe of the clip. What an earlier
-        clip taught is forgotten unless `keep_scores` (training sums scores over clips)."""
+        clip taught is forgotten unless `keep_scores` (training sums scores over clips).
+        `channel_ids` (the label id of each channel) is for refiners that know a dataset's classes."""
         self.appearance = Appearance(n_channels)
         self.bound = next((b for b in sorted(self.defaults) if n_channels <= b), max(self.defaults))
         for frame, channels in keyframes:
@@ -220,9 +221,10 @@ class Refiner:
         self.samples += 1
 
     def refine(self, frame, probs, reliability, distance: int, present=None,
-               one_sided: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               one_sided: bool = False, spacing: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(channel index HxW, confidence HxW float32 in [0, 1]) of one fused frame; `one_sided`:
-        only one keyframe's labels reach it (before the first keyframe or after the last)."""
+        only one keyframe's labels reach it (before the first keyframe or after the last);
+        `spacing`: frames between its two keyframes (used by the learned refiner, not here)."""
         cues = Cues(frame, self.appearance.table if self.appearance is not None else None, present)
         chosen = self.chosen_index
         setting = self.candidates[chosen]

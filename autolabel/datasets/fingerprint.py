@@ -22,7 +22,6 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.pipeline import Settings
-from ..core.refine import DEFAULT_WEIGHTS
 from ..errors import InputError
 from ..io.frames import FrameSource, natural_key
 from ..io.keyframes import find_keyframes
@@ -41,8 +40,10 @@ class BatchOptions:
     overwrite: bool = False              # replace results already there
     resume: bool = False                 # skip complete clips, redo the rest
     refine: bool = True                  # refine the warped labels (core/refine.py)
-    refiner: Path | None = None          # its weights (None: models/refiner.json)
-    adapt: bool = True                   # the refiner chooses its strengths per clip
+    refiner: str | None = None           # default | classic | weights path (refiner/load.py)
+    adapt: bool = True                   # the refiner learns this clip
+    device: str = "auto"                 # where a learned refiner runs
+    adapt_steps: int | None = None       # its per-clip learning steps (None: the weights' default)
     command: str | None = None           # the batch's command line, for the manifests (not a setting)
 
 
@@ -106,7 +107,12 @@ def fingerprint(job: ClipJob, options: BatchOptions) -> str:
         "frames": [described(path) for path in frames], "keyframes": [described(path) for path in keyframes],
     }
     if options.refine:  # only then: fingerprints of runs without the refiner stay as they were
-        document["refiner"] = [described(options.refiner or DEFAULT_WEIGHTS), options.adapt]
+        from ..refiner.load import is_classic, weight_files
+
+        document["refiner"] = [*map(described, weight_files(options.refiner)), options.adapt]
+        if not is_classic(options.refiner):   # a learned refiner's output depends on the device
+            from ..refiner.weights import resolve_device
+            document["refiner"] += [str(resolve_device(options.device)), options.adapt_steps]
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 

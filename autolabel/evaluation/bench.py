@@ -68,6 +68,8 @@ def propagate_command(video: Path, keyframes: Path, out: Path, settings: Setting
         command += ["--no-refine"]
     else:
         command += ["--refiner", str(refiner.path)] + ([] if refiner.adapt else ["--no-adapt"])
+        if hasattr(refiner, "device"):   # a learned refiner
+            command += ["--device", str(refiner.device), "--adapt-steps", str(refiner.steps)]
     return command
 
 
@@ -126,6 +128,8 @@ def bench_clip(clip: str | Path, keyframe_every: int = 10, settings: Settings = 
         "clip": clip.name, "frames": len(source), "size": f"{source.width}x{source.height}",
         "keyframe_every": keyframe_every, "metric": report["metric"], "score": report["score"],
         "boundary_f": report["boundary_f"], "ece": report["ece"],
+        "errors_in_least_confident_5": report["errors_in_least_confident_5"],
+        "refiner": getattr(refiner, "name", None), "device": str(getattr(refiner, "device", "cpu")),
         "flow_alone_s": round(flow_seconds, 2), "flow_one_loop_s": round(floors["one_loop"], 2),
         "flow_two_threads_s": round(floors["two_threads"], 2), "total_s": round(total_seconds, 2),
         "ratio_to_flow": round(total_seconds / flow_seconds, 2),
@@ -152,17 +156,20 @@ def results_table(results: list[dict], settings: Settings, refiner=None):
 
     table = Table(title=f"autolabel bench (flow {settings.flow}/{settings.flow_preset}, scale {settings.flow_scale}, "
                         f"fusion {settings.fusion}, refiner {getattr(refiner, 'name', 'none')}, keyframes every {results[0]['keyframe_every'] if results else '?'})")
-    for column in ("clip", "size", "frames", "score", "boundary F", "ECE", "flow alone s", "command s",
-                   "command/flow", "fps", "peak RSS MB"):
+    for column in ("clip", "size", "frames", "score", "boundary F", "ECE", "errors in least-confident 5 %",
+                   "flow alone s", "command s", "command/flow", "fps", "peak RSS MB", "device"):
         table.add_column(column, justify="left" if column == "clip" else "right")
+    low = lambda r: "—" if r["errors_in_least_confident_5"] is None else f"{100 * r['errors_in_least_confident_5']:.1f}"  # noqa: E731
     for r in results:
         table.add_row(r["clip"], r["size"], str(r["frames"]), f"{r['metric']} {r['score']:.1f}",
-                      f"{r['boundary_f']:.1f}", f"{r['ece']:.3f}", f"{r['flow_alone_s']:.1f}", f"{r['total_s']:.1f}",
-                      f"{r['ratio_to_flow']:.2f}", f"{r['fps']:.1f}", str(r["peak_memory_mb"]))
+                      f"{r['boundary_f']:.1f}", f"{r['ece']:.3f}", low(r), f"{r['flow_alone_s']:.1f}",
+                      f"{r['total_s']:.1f}", f"{r['ratio_to_flow']:.2f}", f"{r['fps']:.1f}", str(r["peak_memory_mb"]),
+                      r["device"])
     if len(results) > 1:
-        mean = lambda key: sum(r[key] for r in results) / len(results)  # noqa: E731
+        mean = lambda key: sum(r[key] for r in results if r[key] is not None) / max(1, sum(r[key] is not None for r in results))  # noqa: E731
         table.add_row("mean", "", "", f"{mean('score'):.1f}", f"{mean('boundary_f'):.1f}", f"{mean('ece'):.3f}",
-                      "", "", f"{mean('ratio_to_flow'):.2f}", "", "", style="bold")
+                      f"{100 * mean('errors_in_least_confident_5'):.1f}", "", "", f"{mean('ratio_to_flow'):.2f}", "",
+                      "", "", style="bold")
     return table
 
 

@@ -27,6 +27,10 @@ Definitions (scores in percent, ECE as a fraction):
   keyframe, each group accumulated like the whole clip.
 * Calibration. Pixels (ignore-GT excluded) binned by confidence into 10 equal
   bins; ECE = sum over bins of |accuracy - mean confidence| weighted by pixels.
+* Errors in the least-confident 5 %: of all wrong pixels of the clip, the share that
+  lies among the 5 % of pixels with the lowest confidence (where a reviewer looks
+  first). Pixels of equal confidence can't be told apart, so the tie at the 5 % line
+  counts in proportion. 5 % of random pixels would hold 5 % of the errors.
 
 Keyframes are never scored: they are copies of the input, not predictions.
 """
@@ -156,11 +160,15 @@ def frame_boundary_f(pred_ids: np.ndarray, gt_ids: np.ndarray, scored_ids, unsco
 class Calibration:
     """Running per-bin pixel count, confidence sum and correct count over equal-width bins."""
 
+    RANK_BINS = 4096   # fine enough that 8-bit confidences (k/255) never share a bin
+
     def __init__(self, bins: int = CALIBRATION_BINS):
         self.bins = bins
         self.count = np.zeros(bins, np.int64)
         self.confidence_sum = np.zeros(bins, np.float64)
         self.correct = np.zeros(bins, np.int64)
+        self.rank_count = np.zeros(self.RANK_BINS, np.int64)
+        self.rank_wrong = np.zeros(self.RANK_BINS, np.int64)
 
     def add(self, confidence: np.ndarray, correct: np.ndarray) -> None:
         confidence = confidence.astype(np.float64).ravel()
@@ -169,6 +177,20 @@ class Calibration:
         self.count += np.bincount(bin_of, minlength=self.bins)
         self.confidence_sum += np.bincount(bin_of, weights=confidence, minlength=self.bins)
         self.correct += np.bincount(bin_of, weights=correct.ravel(), minlength=self.bins).astype(np.int64)
+        rank_of = np.minimum((confidence * self.RANK_BINS).astype(np.int64), self.RANK_BINS - 1)
+        self.rank_count += np.bincount(rank_of, minlength=self.RANK_BINS)
+        self.rank_wrong += np.bincount(rank_of[~correct.ravel()], minlength=self.RANK_BINS)
+
+    def errors_in_least_confident(self, share: float = 0.05) -> float | None:
+        """The share of wrong pixels among the `share` least-confident pixels (ties in proportion)."""
+        total, wrong = self.rank_count.sum(), self.rank_wrong.sum()
+        if not total or not wrong:
+            return None
+        budget = share * total
+        below = np.cumsum(self.rank_count) - self.rank_count          # pixels in lower bins
+        taken = np.clip(budget - below, 0, self.rank_count)            # pixels of each bin in the budget
+        fraction = np.divide(taken, self.rank_count, out=np.zeros(len(taken)), where=self.rank_count > 0)
+        return float((fraction * self.rank_wrong).sum() / wrong)
 
     def ece(self) -> float | None:
         total = self.count.sum()
@@ -267,6 +289,7 @@ class Scorer:
             "by_distance": {str(d): self._score(self.confusion_by_distance[d]) for d in distances},
             "frames_by_distance": {str(d): self.frames_by_distance[d] for d in distances},
             "ece": self.calibration.ece() if self.calibration else None,
+            "errors_in_least_confident_5": self.calibration.errors_in_least_confident() if self.calibration else None,
             "calibration": self.calibration.table() if self.calibration else None,
             "format": None,
             "skipped_predictions": 0,

@@ -14,6 +14,10 @@ def _number(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _percent(fraction: float | None) -> str:
+    return "—" if fraction is None else f"{100 * fraction:.1f} %"
+
+
 def report_table(report: dict) -> list[Table]:
     """Summary (headline first), per-class or per-object, by-distance and calibration tables."""
     if report.get("protocol") == "davis":
@@ -29,6 +33,7 @@ def report_table(report: dict) -> list[Table]:
         summary.add_row(f"{metric}, mean of per-frame scores (%)", _number(report["frame_mean_score"]))
     summary.add_row("boundary F (%)", _number(report["boundary_f"]))
     summary.add_row("ECE", _number(report["ece"], 4))
+    summary.add_row("wrong pixels in the least-confident 5 %", _percent(report.get("errors_in_least_confident_5")))
     summary.add_row("frames scored", str(report["frames_scored"]))
     if "keyframes_excluded" in report:
         summary.add_row("keyframes excluded", str(report["keyframes_excluded"]))

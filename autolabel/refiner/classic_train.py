@@ -31,10 +31,10 @@ SPACINGS = (10, 20, 30)
 class _Scoring(Refiner):
     """The refiner as training drives it: scores add up over clips, frames are left as fused."""
 
-    def start_clip(self, keyframes, n_channels: int, keep_scores: bool = True) -> None:
+    def start_clip(self, keyframes, n_channels: int, keep_scores: bool = True, channel_ids=None) -> None:
         super().start_clip(keyframes, n_channels, keep_scores=True)
 
-    def refine(self, frame, probs, reliability, distance, present=None, one_sided=False):
+    def refine(self, frame, probs, reliability, distance, present=None, one_sided=False, spacing=None):
         channels = probs.argmax(axis=2)
         return channels, np.take_along_axis(probs, channels[..., None], axis=2)[..., 0]
 

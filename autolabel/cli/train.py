@@ -1,0 +1,122 @@
+"""`autolabel train`: the typer command over autolabel.refiner (learned) and refiner.classic_train."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import InputError
+from ..progress import Reporter, console, duration
+from .main import app
+from .options import DeviceOption, fail
+
+
+@app.command()
+def train(
+    dataset: list[Path] = typer.Argument(..., metavar="DATASET",
+                                         help="A dataset in any of batch's layouts (clip folders with frames/ and "
+                                              "labels/, DAVIS, Cityscapes, a manifest), sparse labeled frames "
+                                              "included. With --classic: clips or folders of clips."),
+    out: Path = typer.Option(Path("refiner.pt"), "--out", "-o", help="Weights to write (use them with "
+                             "`propagate --refiner` and `batch --refiner`)."),
+    steps: int = typer.Option(3000, "--steps", min=1, help="Training steps (8 crops of 192 px each)."),
+    clips: list[str] = typer.Option([], "--clip", help="Train on this clip only (repeat for more); default all."),
+    hold_out: list[str] = typer.Option([], "--hold-out", help="Never train on this clip; score the result on "
+                                       "its labeled frames at the end (repeat for more)."),
+    every: Optional[int] = typer.Option(None, "--every", min=1, help="Use only labels of frames whose index is a "
+                                        "multiple of this (10: what a user would have, when label folders also "
+                                        "hold evaluation labels)."),
+    ignore_index: int = typer.Option(255, "--ignore-index", help="Id meaning 'unlabeled': never learned."),
+    layout: str = typer.Option("auto", "--layout", help="Dataset layout: auto, generic, davis, cityscapes, manifest."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this refiner's network (default: the "
+                                        "shipped models/refiner.pt)."),
+    from_scratch: bool = typer.Option(False, "--from-scratch", help="Start from a randomly initialised network."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random source: same data, seed and device, "
+                             "same weights."),
+    device: str = DeviceOption,
+    fit_fusion: bool = typer.Option(False, "--fit-fusion", help="Fit how far to trust the network against the "
+                                    "warp, and the confidence's calibration, on densely labeled clips (DATASET: "
+                                    "clips or folders of clips; --init: the network; labels every --every frames, "
+                                    "10 by default); the network itself is kept."),
+    adapt_steps: Optional[int] = typer.Option(None, "--adapt-steps", min=0, help="With --fit-fusion: per-clip "
+                                              "learning steps (default: the weights' CPU setting)."),
+    classic: bool = typer.Option(False, "--classic", help="Fit the classic refiner's strengths instead "
+                                 "(JSON weights; DATASET: densely labeled clips, --every 10 by default)."),
+    flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="With --classic: keep optical flow here."),
+) -> None:
+    """Teach the refiner a dataset's classes from all of its labeled frames.
+
+    The network learns what each class looks like (the semantic prior); propagating a clip of
+    that dataset then starts its per-clip learning from it. Progress shows while it runs; a
+    checkpoint beside OUT lets the same command resume after a kill. Example:
+
+      autolabel train camvid/ -o camvid.pt --ignore-index 11 --hold-out Seq05VD
+    """
+    if classic:
+        return _train_classic(dataset, out, every or 10, flow_cache)
+    from ..refiner.train import train_dataset
+    from ..refiner.weights import resolve_device
+
+    if fit_fusion:
+        return _fit_fusion(dataset, out, every or 10, hold_out, init, device, adapt_steps)
+
+    if len(dataset) != 1:
+        fail(InputError(" ".join(map(str, dataset)), "give one DATASET (several clips: put them in one folder)"))
+    try:
+        torch_device = resolve_device(device)
+        with Reporter("steps") as reporter:
+            def progress(step: int, loss: float) -> None:
+                reporter.frames(step, steps)
+            summary = train_dataset(dataset[0], out, steps=steps, every=every, layout=layout,
+                                    ignore_index=ignore_index, clips=clips or None, hold_out=hold_out or None,
+                                    init=init, from_scratch=from_scratch, device=torch_device, seed=seed,
+                                    progress=progress, log=reporter.say)
+    except InputError as error:
+        fail(error)
+    console.print(f"wrote {out}: {summary['frames']} labeled frames, {summary['classes']} classes, "
+                  f"{summary['steps']} steps in {duration(summary['seconds'])} on {torch_device}", highlight=False)
+    if "held_out" in summary:
+        held = summary["held_out"]
+        console.print(f"held out {', '.join(held['clips'])} ({held['frames']} labeled frames), mIoU per frame: "
+                      f"network {held['network']:.1f}, colour-and-band table {held['colour_table']:.1f}",
+                      highlight=False)
+        typer.echo(json.dumps(summary))
+
+
+def _train_classic(clips: list[Path], out: Path, every: int, flow_cache: Optional[Path]) -> None:
+    from ..datasets.flowcache import FlowCache
+    from ..evaluation.bench import clip_paths, expand_clips
+    from ..refiner.classic_train import train as train_refiner
+
+    try:
+        pairs = [clip_paths(clip) for clip in expand_clips(clips)]
+        with Reporter("training") as reporter:
+            summary = train_refiner(pairs, out, every, flow_cache=FlowCache(flow_cache) if flow_cache else None,
+                                    log=reporter.say)
+    except InputError as error:
+        fail(error)
+    defaults = ", ".join(f"up to {size} classes: {setting}" for size, setting in summary["defaults"].items())
+    console.print(f"wrote {out} from {summary['samples']} propagations in {summary['seconds']:.0f}s; defaults "
+                  f"{defaults}", highlight=False)
+
+
+def _fit_fusion(clips: list[Path], out: Path, every: int, hold_out: list[str], init: Optional[Path], device: str,
+                adapt_steps: Optional[int]) -> None:
+    from ..evaluation.bench import clip_paths, expand_clips
+    from ..refiner.fusion import fit_fusion
+    from ..refiner.weights import load_weights, resolve_device
+
+    try:
+        torch_device = resolve_device(device)
+        pairs = [clip_paths(clip) for clip in expand_clips(clips) if clip.name not in hold_out]
+        weights = load_weights(init)
+        with Reporter("fitting") as reporter:
+            summary = fit_fusion(pairs, weights, out, every=every, device=torch_device, steps=adapt_steps,
+                                 log=reporter.say)
+    except InputError as error:
+        fail(error)
+    console.print(f"wrote {out} from {summary['targets']} labeled frames between keyframes in "
+                  f"{duration(summary['seconds'])}; network weight by label-set size: {summary['alpha']}",
+                  highlight=False)

@@ -1,0 +1,106 @@
+"""The learned refiner's weights file and the device it runs on.
+
+A weights file is a `torch.save`d dict of tensors and plain values, loaded with
+`weights_only=True` (nothing executable):
+
+  format        FORMAT
+  trunk         the network's trunk (state dict)
+  head          a class head (state dict) with `class_ids`, the dataset ids of its outputs,
+                when the file was trained on a dataset (`autolabel train DATASET`); else None
+  ignore_index  the dataset's ignore id, or None
+  work_pixels   the network's working size in pixels
+  fusion        {"alpha": {max channels: weight of the network per unit of distance/spacing},
+                 "calibration": {max channels: the classic confidence's calibration table}}
+  adapt_steps   {"cpu": steps, "cuda": steps} of per-clip learning by default
+  trained       how it was made (command, data, time)
+"""
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from .model import WORK_PIXELS, RefinerNet
+
+FORMAT = "autolabel-learned-refiner/1"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "refiner.pt"
+
+
+@dataclass
+class Weights:
+    trunk: dict
+    head: dict | None = None
+    class_ids: list[int] | None = None
+    ignore_index: int | None = None
+    work_pixels: int = WORK_PIXELS
+    fusion: dict = field(default_factory=lambda: {"alpha": {}})   # unfitted: the network has no say
+    adapt_steps: dict = field(default_factory=lambda: {"cpu": 50, "cuda": 500})
+    trained: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def network(self, n_classes: int) -> RefinerNet:
+        """A network with this trunk and a fresh head of `n_classes` outputs."""
+        net = RefinerNet(n_classes)
+        net.trunk.load_state_dict(self.trunk)
+        return net
+
+    def alpha(self, n_channels: int) -> float:
+        return float(_by_size(self.fusion["alpha"], n_channels, 0.0))
+
+    def calibration(self, n_channels: int) -> dict:
+        return _by_size(self.fusion.get("calibration", {}), n_channels, {})
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        blob = {"format": FORMAT, "trunk": self.trunk, "head": self.head, "class_ids": self.class_ids,
+                "ignore_index": self.ignore_index, "work_pixels": self.work_pixels,
+                "fusion": self.fusion,
+                "adapt_steps": dict(self.adapt_steps), "trained": self.trained}
+        staging = path.with_name(f".{path.name}.tmp")
+        torch.save(blob, staging)
+        staging.replace(path)
+
+
+def _by_size(values: dict, n_channels: int, missing):
+    """The entry of {largest label-set size: value} that a label set of `n_channels` falls under."""
+    bounds = sorted(int(b) for b in values)
+    if not bounds:
+        return missing
+    bound = next((b for b in bounds if n_channels <= b), bounds[-1])
+    return values[bound] if bound in values else values[str(bound)]
+
+
+def load_weights(path: str | Path | None = None) -> Weights:
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise ValueError(f"not {FORMAT} weights")
+        weights = Weights(blob["trunk"], blob["head"], blob["class_ids"], blob["ignore_index"],
+                          int(blob["work_pixels"]), blob["fusion"], blob["adapt_steps"], blob["trained"], path)
+        RefinerNet(1).trunk.load_state_dict(weights.trunk)   # the trunk fits this code's network
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise InputError(path, f"cannot load refiner weights ({str(error).splitlines()[0]})") from None
+    return weights
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto`: CUDA when torch sees it, else the CPU. A device that isn't there is bad input."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError("--device", f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("--device", f"{name}: torch sees no CUDA device on this machine "
+                             f"(torch {torch.__version__}); use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError("--device", f"{name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise InputError("--device", f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    return device
