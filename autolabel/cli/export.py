@@ -43,7 +43,7 @@ def export_command(
 
     try:
         summary = export(out, target, to.value, train_ids=train_ids, overwrite=overwrite, on_clip=say)
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
     if not quiet:
         console.print(f"wrote {len(summary['written'])} {to.value} entries for {summary['clips']} clips to {target}",

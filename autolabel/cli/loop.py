@@ -57,7 +57,7 @@ def suggest(
                                     ignore_index=ignore_index,
                                     flow_cache=FlowCache(flow_cache) if flow_cache else None,
                                     on_start=reporter.say, on_frame=reporter.frames)
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
@@ -93,7 +93,7 @@ def review(
         with Reporter("reviewing", quiet) as reporter:
             summary = review_result(out, video=video, gt=gt, names=names, keyframes=keyframes, worst=worst,
                                     fps=fps, overwrite=overwrite, on_frame=reporter.frames)
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
     if not quiet:
         console.print(f"wrote {out / 'review'}: overlay.mp4, contact-sheet.png, timeline.png; lowest mean "

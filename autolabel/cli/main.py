@@ -3,6 +3,7 @@ bench, train; `batch` is in batch.py). Heavy modules are imported inside the com
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -10,7 +11,7 @@ from typing import Optional
 import typer
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import DEBUG_VARIABLE, InputError
 from ..progress import Reporter, console, counted, tables
 from .help import App
 from .options import (AdaptOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
@@ -21,7 +22,7 @@ app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
          "to every frame, a refiner repairs them with what the frames show, and every label comes with a "
          "confidence map.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    add_completion=False, pretty_exceptions_enable=False)
 
 
 def version_callback(value: bool) -> None:
@@ -32,8 +33,11 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", "-V", callback=version_callback, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
-    pass
+                                      help="Print the version and exit."),
+         debug: bool = typer.Option(False, "--debug", help="On an internal error, print the traceback (also "
+                                    "AUTOLABEL_DEBUG=1).")) -> None:
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"  # an environment variable, so batch worker processes see it too
 
 
 @app.command()
@@ -78,7 +82,7 @@ def propagate(
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
                                 command=command_line(), on_start=reporter.say, on_frame=reporter.frames)
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
     except KeyboardInterrupt:
         interrupted("kept the previous results" if had_results else "no results written")
@@ -141,7 +145,7 @@ def evaluate(
         report = evaluate_folders(pred, gt, protocol=protocol.value, keyframes_dir=keyframes, confidence_dir=confidence,
                                   manifest_path=manifest, label_format=label_format.value if label_format else None,
                                   ignore_index=parse_ids(ignore_index), names=names)
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
     if as_json:
         typer.echo(json.dumps(report, indent=1))
@@ -161,7 +165,7 @@ def demo(
 
     try:
         run_demo(out, keyframe_every=keyframe_every, overwrite=overwrite, command=command_line())
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
 
 
@@ -221,7 +225,7 @@ def bench(
             else:
                 console.print(f"{result['clip']}: {result['metric']} {result['score']:.1f}, "
                               f"{result['ratio_to_flow']:.2f}x flow", highlight=False)
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
     if not as_json:
         tables.print(results_table(results, settings, refiner))

@@ -25,7 +25,7 @@ from typing import Callable
 import cv2
 
 from ..core.refine import load_refiner
-from ..errors import InputError
+from ..errors import InputError, describe
 from ..io.output import run_clip
 from .fingerprint import BatchOptions, complete_manifest, fingerprint, keyframe_paths, seal
 from .flowcache import FlowCache
@@ -125,7 +125,7 @@ def report_line(job: ClipJob, status: str, manifest: dict, seconds: float) -> di
 
 
 def failed_line(job: ClipJob, error: Exception | str, seconds: float = 0.0) -> dict:
-    message = str(error) if isinstance(error, (InputError, str)) else f"{type(error).__name__}: {error}"
+    message = error if isinstance(error, str) else describe(error)  # the line a command would print
     return {"clip": job.name, "status": "failed", "frames": None, "seconds": round(seconds, 2),
             "mean_confidence": None, "error": message}
 

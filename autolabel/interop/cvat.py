@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
 from ..io.labels import LabelFormat, davis_palette
 from ..io.classnames import CITYSCAPES_LABELS, looks_like_cityscapes
 from ..io.results import ClipResult
@@ -69,7 +70,7 @@ def export_cvat(clip: ClipResult, staging: Path, options: dict) -> list[str]:
     fmt = clip.label_format()
     names, number_of = cvat_labels(clip, fmt)
     if len(names) > 255:
-        raise ValueError(f"{clip.folder}: {len(names) - 1} classes; a Segmentation mask PNG holds at most 255")
+        raise InputError(clip.folder, f"{len(names) - 1} classes; a Segmentation mask PNG holds at most 255")
     palette = davis_palette()
     colours = [tuple(palette[3 * n:3 * n + 3]) for n in range(len(names))]
     zip_name = clip.name.replace("/", "_") + ".zip"

@@ -95,6 +95,51 @@ def read_color_table(path: str | Path) -> tuple[tuple[int, int, int], ...]:
     return tuple(rows[i] for i in range(len(rows)))
 
 
+# A colour-coded label whose colours are mostly found only on boundaries was smoothed (resized
+# bilinearly, drawn anti-aliased): the blends of two classes' colours are not classes. Real label
+# sets with hundreds of ids (panoptic, instances) give every colour an inside, so they pass.
+ANTIALIASED_MIN_COLOURS = 64
+ANTIALIASED_EDGE_SHARE = 0.5
+
+
+def _packed(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 bytes -> HxW int32 0xRRGGBB, one number per colour."""
+    return (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+
+
+def _unpacked(packed) -> list[tuple[int, int, int]]:
+    return [(int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255) for c in packed]
+
+
+def _refuse_antialiased(path: Path, packed: np.ndarray) -> None:
+    colours = np.unique(packed)
+    if len(colours) < ANTIALIASED_MIN_COLOURS:
+        return
+    edge = np.zeros(packed.shape, bool)  # pixels next to a pixel of another colour
+    across, down = packed[:, 1:] != packed[:, :-1], packed[1:] != packed[:-1]
+    edge[:, 1:] |= across
+    edge[:, :-1] |= across
+    edge[1:] |= down
+    edge[:-1] |= down
+    edge_only = len(colours) - len(np.unique(packed[~edge]))
+    if edge_only > ANTIALIASED_EDGE_SHARE * len(colours):
+        raise InputError(path, f"RGB colour-coded label with {len(colours)} colours, {edge_only} of them only along "
+                               "edges: almost certainly anti-aliased (smoothed when resized or drawn), and blended "
+                               "colours are not classes. Save the labels with nearest-neighbour resizing, or give "
+                               "--color-table id,r,g,b with the classes' colours")
+
+
+def _check_in_table(path: Path, rgb: np.ndarray, packed: np.ndarray, table, table_path) -> None:
+    """Name the keyframe and the first pixel (in reading order) whose colour the table lacks."""
+    known = np.array(sorted(int(c) for c in _packed(np.asarray(table, dtype=np.uint8))), dtype=np.int32)
+    unknown = ~np.isin(packed, known)
+    if unknown.any():
+        y, x = np.argwhere(unknown)[0]
+        raise InputError(path, f"colour {tuple(rgb[y, x].tolist())} at x={x}, y={y} is not in the colour table "
+                               f"{Path(table_path).name} ({int(unknown.sum())} pixels of {len(np.unique(packed[unknown]))} "
+                               "such colours)")
+
+
 def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: int | None = 255,
                   color_table: str | Path | None = None) -> LabelFormat:
     """Look at every keyframe label (one at a time) and settle on one format.
@@ -105,13 +150,19 @@ def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: i
     if kind is not None and kind not in KINDS:
         raise InputError(kind, f"unknown label format; choose one of {', '.join(KINDS)}")
     kinds, values, colors, palette, sixteen_bit = {}, set(), set(), None, False
+    table = read_color_table(color_table) if color_table and kind in (None, "rgb") else None
     for path in paths:
         image = _open(path)
         file_kind = _file_kind(image, path)
         kinds.setdefault(file_kind, path)
         raw = _raw(image, file_kind)
         if file_kind == "rgb":
-            colors.update(map(tuple, np.unique(raw.reshape(-1, 3), axis=0).tolist()))
+            packed = _packed(raw)
+            if table is not None:
+                _check_in_table(path, raw, packed, table, color_table)
+            else:
+                _refuse_antialiased(path, packed)
+            colors.update(_unpacked(np.unique(packed)))
         else:
             values.update(np.unique(raw).tolist())
             sixteen_bit |= raw.dtype != np.uint8
@@ -127,11 +178,7 @@ def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: i
         if kind is None:  # grayscale: a 0/255 mask is binary, anything else is ids
             kind = "binary" if values <= {0, 255} and 255 in values else "ids"
     if kind == "rgb":
-        table = read_color_table(color_table) if color_table else tuple(sorted(colors))
-        unknown = colors - set(table)
-        if unknown:
-            raise InputError(color_table or paths[0], f"colour {sorted(unknown)[0]} is not in the colour table")
-        return LabelFormat("rgb", ignore_index=ignore_index, colors=table)
+        return LabelFormat("rgb", ignore_index=ignore_index, colors=table or tuple(sorted(colors)))
     if kind == "binary":
         return LabelFormat("binary")
     if kind == "palette":
@@ -144,7 +191,7 @@ def read_label(path: Path, fmt: LabelFormat) -> np.ndarray:
     image = _open(path)
     if fmt.kind == "rgb":
         rgb = np.asarray(image.convert("RGB"))
-        packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+        packed = _packed(rgb)
         table = np.array([(r << 16) | (g << 8) | b for r, g, b in fmt.colors], dtype=np.int32)
         order = np.argsort(table)
         position = np.clip(np.searchsorted(table[order], packed), 0, len(table) - 1)
@@ -152,7 +199,7 @@ def read_label(path: Path, fmt: LabelFormat) -> np.ndarray:
         bad = table[ids] != packed
         if bad.any():
             y, x = np.argwhere(bad)[0]
-            raise InputError(path, f"colour {tuple(rgb[y, x])} at x={x}, y={y} is not in the colour table")
+            raise InputError(path, f"colour {tuple(rgb[y, x].tolist())} at x={x}, y={y} is not in the colour table")
         return ids.astype(np.int32)
     kind = "palette" if fmt.kind == "palette" else _file_kind(image, path)
     if kind == "rgb" or (fmt.kind == "palette") != (image.mode == "P"):
