@@ -53,6 +53,7 @@ def ours(out, stem):
 
 def datumaro_labels(zip_path, tmp_path):
     """{item id: HxW our ids} from Datumaro's VOC segmentation importer, naming ids by the labels' names."""
+    pytest.importorskip("datumaro", reason="the interop extra: pip install -e '.[interop]'")
     from datumaro.components.annotation import AnnotationType
     from datumaro.components.dataset import Dataset
 

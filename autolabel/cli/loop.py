@@ -96,5 +96,10 @@ def review(
     except InputError as error:
         fail(error)
     if not quiet:
-        console.print(f"wrote {out / 'review'}: overlay.mp4, contact-sheet.png, timeline.png; lowest mean "
-                      f"confidence at {', '.join(summary['lowest_confidence'][:3])}", highlight=False)
+        console.print(f"wrote {out / 'review'}: overlay.mp4 ({summary['video_codec']}), contact-sheet.png, "
+                      f"timeline.png; most doubtful pixels at {', '.join(summary['most_doubtful'][:3])}",
+                      highlight=False, markup=False)
+    if summary["characters_not_drawn"]:
+        console.print(f"note: no font here draws {' '.join(summary['characters_not_drawn'])}; the pictures show "
+                      "'?' instead (install a font that has them, e.g. Noto Sans CJK, and rerun)",
+                      highlight=False, markup=False)

@@ -16,7 +16,8 @@ from ...io.frames import FrameSource
 from ...io.labels import detect_format, read_label
 from ...evaluation.evaluate import read_confidence
 from ...evaluation.metrics import Confusion
-from . import draw
+from ...progress import counted
+from . import draw, fonts
 from .classes import CITYSCAPES, looks_like_cityscapes, names_beside, read_names
 from .palette import ClassColors
 from .sheet import CELL, contact_sheet
@@ -44,11 +45,16 @@ def frame_score(pred: np.ndarray, gt: np.ndarray, object_format: bool, ignore_in
     return float(np.mean(list(iou.values()))) if iou else float("nan")
 
 
+def spacing(n_frames: int, count: int) -> int:
+    """How far apart spread_worst keeps its frames."""
+    return max(1, n_frames // (2 * count))
+
+
 def spread_worst(frames: list[int], values: np.ndarray, count: int) -> list[int]:
     """The `count` frames with the lowest values, at least n / (2 count) frames apart where the clip
     allows: one per dip, not six neighbours from the same dip. Worst first."""
     order = sorted(frames, key=lambda i: (values[i], i))
-    apart = max(1, len(values) // (2 * count))
+    apart = spacing(len(values), count)
     chosen: list[int] = []
     for i in order:
         if len(chosen) < count and all(abs(i - j) >= apart for j in chosen):
@@ -79,6 +85,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
     Cityscapes' names when the ids look like labelIds.
     """
     out = Path(out)
+    fonts.missing()  # forget characters an earlier review could not draw
     manifest = _manifest(out)
     target = out / REVIEW
     if target.exists() and not overwrite:
@@ -147,7 +154,9 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             writer.close()
 
         candidates = [i for i in range(len(stems)) if i not in keyframe_set] or list(range(len(stems)))
-        by_confidence = spread_worst(candidates, mean_confidence, worst)
+        # Mean confidence is a mean over mostly easy pixels and barely moves; the share of doubtful
+        # pixels ranks frames by their true error far better (python -m autolabel.loop.review.rank_bench).
+        by_doubt = spread_worst(candidates, -low_share, worst)
         by_score = spread_worst([i for i in candidates if np.isfinite(score[i])], score, worst)
         metric = "J" if fmt.is_object_format else "mIoU"
         nearest = lambda i: min(abs(i - k) for k in keyframe_set) if keyframe_set else None  # noqa: E731
@@ -161,12 +170,15 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             region = tuple(round(v * scale) for v in region) if region else None
             small_label = draw.resize(label, CELL, nearest=True)
             small_conf = draw.resize(confidence, CELL, nearest=True)
-            images = [draw.box(draw.resize(frame, CELL), region),
-                      draw.box(draw.blend(draw.resize(frame, CELL), small_label, colors, small_conf), region),
+            images = [draw.box(draw.resize(frame, CELL), region),  # labels in the legend's own colours, unblended
+                      draw.box(draw.blend(draw.resize(frame, CELL), small_label, colors, small_conf, alpha=1.0),
+                               region),
                       draw.heat(small_conf)]
-            if wrong is not None:
+            if truth is not None:
+                missed, extra = draw.wrong_pixels(label, truth, fmt.is_object_format, fmt.ignore_index)
                 images.append(draw.box(draw.errors(draw.resize(frame, CELL),
-                                                   draw.resize(wrong.astype(np.uint8), CELL, nearest=True) > 0),
+                                                   draw.resize(missed.astype(np.uint8), CELL, nearest=True) > 0,
+                                                   draw.resize(extra.astype(np.uint8), CELL, nearest=True) > 0),
                                        region))
             caption = (f"frame {stems[index]} (#{index}): mean confidence {mean_confidence[index]:.3f}, "
                        f"{100 * low_share[index]:.1f}% of pixels below {draw.LOW_CONFIDENCE}")
@@ -178,15 +190,21 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
 
         headers = ["frame (box: worst region)", "labels (hatched: doubtful)", "confidence"] \
             + (["errors vs ground truth"] if gt_files else [])
+        apart = spacing(len(stems), worst)
+        dips = f", the worst frame of each dip (frames at least {apart} apart)" if apart > 1 else ""
         sections = []
         if by_score:
-            sections.append((f"the {len(by_score)} frames with the lowest {metric}", [row(i) for i in by_score]))
-        sections.append((f"the {len(by_confidence)} frames with the lowest mean confidence",
-                         [row(i) for i in by_confidence]))
+            sections.append((f"lowest {metric}: {counted(len(by_score), 'frame')}{dips}", [row(i) for i in by_score]))
+        sections.append((f"most doubtful pixels (confidence below {draw.LOW_CONFIDENCE}): "
+                         f"{counted(len(by_doubt), 'frame')}{dips}", [row(i) for i in by_doubt]))
         used = ids - ({fmt.ignore_index} if fmt.ignore_index is not None else set())
-        sheet = contact_sheet(f"autolabel review: {out}", sections, headers, colors, class_names, used)
+        error_items = [] if not gt_files else \
+            [(draw.MISSED, "object missed (ground truth object labeled otherwise)"),
+             (draw.EXTRA, "extra (background labeled as an object)")] if fmt.is_object_format else \
+            [(draw.MISSED, "wrong class (the ground truth's class missed)")]
+        sheet = contact_sheet(f"autolabel review: {out}", sections, headers, colors, class_names, used, error_items)
         sheet.save(staging / "contact-sheet.png", optimize=False)
-        series = [("mean confidence", mean_confidence, by_confidence)]
+        series = [(f"share of pixels with confidence of at least {draw.LOW_CONFIDENCE}", 1.0 - low_share, by_doubt)]
         if gt_files:
             series.append((f"{metric} vs ground truth", score, by_score))
         strip = timeline(f"autolabel review: {out}  ({len(stems)} frames, {len(keyframe_set)} keyframes)",
@@ -194,8 +212,10 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
         strip.save(staging / "timeline.png", optimize=False)
         summary = {
             "frames": len(stems), "keyframes": [stems[k] for k in sorted(keyframe_set)],
-            "lowest_confidence": [stems[i] for i in by_confidence],
+            "most_doubtful": [stems[i] for i in by_doubt],
             "lowest_score": [stems[i] for i in by_score], "metric": metric if gt_files else None,
+            "sections": [heading for heading, _ in sections], "video_codec": writer.codec,
+            "characters_not_drawn": fonts.missing(),
             "per_frame": [{"stem": stem, "mean_confidence": round(float(mean_confidence[i]), 4),
                            "low_confidence_share": round(float(low_share[i]), 4),
                            "score": round(100 * float(score[i]), 2) if np.isfinite(score[i]) else None}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .draw import font
+from .fonts import font, printable
 
 SERIES_COLORS = ((31, 119, 180), (230, 120, 0))
 KEYFRAME_COLOR = (0, 150, 70)
@@ -35,7 +35,7 @@ def timeline(title: str, keyframes: list[int], series: list[tuple[str, np.ndarra
     height = TOP + len(series) * (PANEL_H + GAP + 18) + BOTTOM - GAP
     image = Image.new("RGB", (LEFT + plot_w + RIGHT, height), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((LEFT, 8), title, fill="black", font=font(16))
+    draw.text((LEFT, 8), printable(title), fill="black", font=font(16))
 
     def x_of(t):
         return LEFT + (t + 0.5) * plot_w / n
