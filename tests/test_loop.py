@@ -214,14 +214,14 @@ def test_cityscapes_label_ids_get_cityscapes_names_and_colours(tmp_path):
 
     fmt = LabelFormat("ids", ignore_index=255)
     ids = {7, 8, 11, 21, 23, 24, 26, 255}
-    names = _class_names(None, None, fmt, ids)
+    names = _class_names(None, None, fmt, ids, {})
     assert names[7] == "road" and names[26] == "car"
     colors = ClassColors.for_labels(fmt, ids, cityscapes=True)
     assert tuple(colors.colors[colors.index(np.array([7]))][0]) == (128, 64, 128)
-    assert _class_names(None, None, fmt, {1, 2, 3}) is None            # plain ids: no names invented
+    assert _class_names(None, None, fmt, {1, 2, 3}, {}) is None            # plain ids: no names invented
     (tmp_path / "keys").mkdir()
     (tmp_path / "names.csv").write_text("1,cat\n2,dog\n")
-    assert _class_names(None, tmp_path / "keys", fmt, {1, 2}) == {1: "cat", 2: "dog"}   # beside the keyframes
+    assert _class_names(None, tmp_path / "keys", fmt, {1, 2}, {}) == {1: "cat", 2: "dog"}   # beside the keyframes
 
 
 def test_demo_writes_scores_and_reviews_its_worst_frames(tmp_path):

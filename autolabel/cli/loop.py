@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
+from ..io.classnames import NAMES_HELP, NAMES_METAVAR
 from ..progress import Reporter, console
 from .main import app
 from .options import (FlowBackendName, FlowOption, FlowPreset, Fusion, IgnoreIndexOption, LabelFormatOption,
@@ -73,11 +74,13 @@ def review(
                                          help="The frames (default: the video named in OUT/manifest.json)."),
     gt: Optional[Path] = typer.Option(None, "--gt", "-g", help="Ground-truth labels, same stems: adds the "
                                       "worst-scoring frames, an errors column and the score per frame."),
-    names: Optional[str] = typer.Option(None, "--names", help="Class names: a CSV of 'id,name' (or "
-                                        "'id,r,g,b,name') rows, or 'cityscapes'. Default: names.csv or classes.csv "
-                                        "beside --keyframes, else Cityscapes' names when the ids are labelIds."),
+    names: Optional[str] = typer.Option(None, "--names", metavar=NAMES_METAVAR,
+                                        help=NAMES_HELP + " Default: the names file the manifest recorded (names.csv "
+                                        "or classes.csv beside the keyframes), else Cityscapes' names when the ids "
+                                        "are labelIds."),
     keyframes: Optional[Path] = typer.Option(None, "--keyframes", "-k",
-                                             help="The keyframes folder, to find a names file beside it."),
+                                             help="The keyframes folder, to find a names file beside it (default: "
+                                                  "the one the manifest recorded)."),
     worst: int = typer.Option(6, "--worst", "-n", min=1, help="Frames per contact-sheet section."),
     fps: float = typer.Option(10.0, "--fps", min=1.0, help="Frame rate of overlay.mp4."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT/review if it exists."),

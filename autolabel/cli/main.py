@@ -12,6 +12,7 @@ import typer
 
 from .. import __version__
 from ..errors import DEBUG_VARIABLE, InputError
+from ..io.classnames import NAMES_HELP, NAMES_METAVAR
 from ..progress import Reporter, console, counted, tables
 from .help import App
 from .options import (AdaptOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
@@ -120,16 +121,18 @@ def evaluate(
     keyframes: Optional[Path] = typer.Option(None, "--keyframes", "-k",
                                              help="Keyframe folder: these frames are not scored (plain, cityscapes)."),
     confidence: Optional[Path] = typer.Option(None, "--confidence", "-c",
-                                              help="Confidence folder (e.g. OUT/confidence): adds calibration (ECE)."),
+                                              help="Confidence folder: adds calibration (ECE). Default: "
+                                                   "OUT/confidence when --pred is OUT/labels of a propagation."),
     manifest: Optional[Path] = typer.Option(None, "--manifest",
                                             help="Manifest for keyframes and distances to them (default: "
                                                  "PRED/../manifest.json)."),
     label_format: Optional[LabelKind] = typer.Option(None, "--label-format", help="Override the detected format."),
-    ignore_index: list[str] = typer.Option(["255"], "--ignore-index", metavar="ID[,ID…]",
-                                           help="Ground-truth ids that are not scored; repeat or separate by commas."),
-    names: Optional[str] = typer.Option(None, "--names", metavar="cityscapes|camvid|CSV",
-                                        help="Class names for the table: Cityscapes labelIds, CamVid's 11 classes, or "
-                                             "a CSV of id,name (default: Cityscapes names for Cityscapes files)."),
+    ignore_index: Optional[list[str]] = typer.Option(None, "--ignore-index", metavar="ID[,ID…]",
+                                                     help="Ground-truth ids that are not scored; repeat or separate "
+                                                          "by commas (default: the manifest's ignore id, else 255)."),
+    names: Optional[str] = typer.Option(None, "--names", metavar=NAMES_METAVAR,
+                                        help=NAMES_HELP + " Default: Cityscapes names for Cityscapes files, else "
+                                             "the names file the manifest recorded."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for scripts)."),
 ) -> None:
     """Score predicted labels against ground truth.
@@ -144,7 +147,7 @@ def evaluate(
     try:
         report = evaluate_folders(pred, gt, protocol=protocol.value, keyframes_dir=keyframes, confidence_dir=confidence,
                                   manifest_path=manifest, label_format=label_format.value if label_format else None,
-                                  ignore_index=parse_ids(ignore_index), names=names)
+                                  ignore_index=parse_ids(ignore_index) if ignore_index else None, names=names)
     except InputError as error:
         fail(error)
     if as_json:

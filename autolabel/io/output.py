@@ -20,11 +20,13 @@ from .. import __version__
 from ..core.pipeline import Propagator, Settings
 from ..errors import InputError
 from ..progress import counted
+from .classnames import names_beside
 from .frames import FrameSource
 from .keyframes import find_keyframes, load_keyframes, matched_by_number
 from .labels import write_confidence, write_label
 
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
+DERIVED_NAMES = ("review",)  # made from the results (review's pictures): replaced results take them along
 STAGING = ".autolabel-staging"
 
 
@@ -67,6 +69,8 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
     source = FrameSource(video)
     try:
         paths = keyframes if isinstance(keyframes, dict) else find_keyframes(keyframes, source.stems)
+        keyframes_dir = Path(keyframes) if not isinstance(keyframes, dict) else next(iter(paths.values())).parent
+        names = names_beside(keyframes_dir)  # recorded, so that review and export find the class names
         if not isinstance(keyframes, dict) and (note := matched_by_number(paths, source.stems)):
             on_start(note)
         keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
@@ -98,6 +102,7 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
             manifest = {
                 "tool": "autolabel", "version": __version__, "command": command, "started": started_at,
                 "video": str(video), "keyframes": [stems[i] for i in keys.indices],
+                "keyframes_dir": str(keyframes_dir), "names": None if names is None else str(names),
                 "settings": {**settings.as_dict(), "label_format": keys.format.kind,
                              "ignore_index": keys.format.ignore_index,
                              "refiner": getattr(refiner, "name", None)},
@@ -111,6 +116,9 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                            | {"total": round(time.perf_counter() - started, 3)},
             }
             (out / "manifest.json").unlink(missing_ok=True)  # the folder is incomplete while results swap
+            for name in DERIVED_NAMES:
+                if (out / name).exists():
+                    shutil.rmtree(out / name)
             for name in ("labels", "confidence"):
                 if (out / name).exists():
                     shutil.rmtree(out / name)

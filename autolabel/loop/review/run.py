@@ -18,6 +18,7 @@ from ...evaluation.evaluate import read_confidence
 from ...evaluation.metrics import Confusion
 from ...progress import counted
 from . import draw, fonts
+from ...io.classnames import class_names
 from .classes import CITYSCAPES, looks_like_cityscapes, names_beside, read_names
 from .palette import ClassColors
 from .sheet import CELL, contact_sheet
@@ -62,10 +63,14 @@ def spread_worst(frames: list[int], values: np.ndarray, count: int) -> list[int]
     return chosen
 
 
-def _class_names(names, keyframes, fmt, ids) -> dict[int, str] | None:
-    if names == "cityscapes":
-        return {i: name for i, (name, _) in CITYSCAPES.items()}
-    path = names or names_beside(keyframes)
+def _class_names(names, keyframes, fmt, ids, manifest: dict) -> dict[int, str] | None:
+    """--names; else the names file the manifest recorded, or one beside the keyframes (-k, or the
+    folder the manifest recorded); else Cityscapes' names for labelIds, or the format's own."""
+    if names is not None:
+        return class_names(names)
+    recorded = manifest.get("names")
+    path = names_beside(keyframes or manifest.get("keyframes_dir")) if not recorded or not Path(recorded).is_file() \
+        else recorded
     if path is not None:
         return read_names(path)
     if looks_like_cityscapes(fmt.kind, ids, fmt.ignore_index):
@@ -99,8 +104,8 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
     ids: set[int] = set()
     for path in key_paths:
         ids.update(np.unique(read_label(path, fmt)).tolist())
-    class_names = _class_names(names, keyframes, fmt, ids)
-    colors = ClassColors.for_labels(fmt, ids, cityscapes=class_names is not None and names is None
+    known_names = _class_names(names, keyframes, fmt, ids, manifest)
+    colors = ClassColors.for_labels(fmt, ids, cityscapes=known_names is not None and names is None
                                     and looks_like_cityscapes(fmt.kind, ids, fmt.ignore_index))
     gt_files = {}
     if gt is not None:
@@ -202,7 +207,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             [(draw.MISSED, "object missed (ground truth object labeled otherwise)"),
              (draw.EXTRA, "extra (background labeled as an object)")] if fmt.is_object_format else \
             [(draw.MISSED, "wrong class (the ground truth's class missed)")]
-        sheet = contact_sheet(f"autolabel review: {out}", sections, headers, colors, class_names, used, error_items)
+        sheet = contact_sheet(f"autolabel review: {out}", sections, headers, colors, known_names, used, error_items)
         sheet.save(staging / "contact-sheet.png", optimize=False)
         series = [(f"share of pixels with confidence of at least {draw.LOW_CONFIDENCE}", 1.0 - low_share, by_doubt)]
         if gt_files:
