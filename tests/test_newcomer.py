@@ -140,3 +140,163 @@ def test_a_colour_not_in_the_table_names_the_keyframe_and_the_pixel(small_clip, 
     assert code == 2 and not out.exists(), output
     assert output.startswith(f"error: {first}: colour (0, 128, 64) at x={x}, y={y} is not in the colour table "
                              "table.csv"), output
+
+
+# ---- items 4, 5: evaluate uses the manifest's ignore id and confidence, matches frames by number ----
+
+@pytest.fixture(scope="module")
+def ignoring_one(small_clip, tmp_path_factory):
+    """small_clip propagated with object 1 as the ignore id (as CamVid's void would be)."""
+    out = tmp_path_factory.mktemp("ignore") / "out"
+    code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes", "-o", out,
+                           "--ignore-index", "1", "--no-refine", "-q")
+    assert code == 0, output
+    return out
+
+
+def test_evaluate_takes_the_ignore_id_and_confidence_from_the_manifest(small_clip, ignoring_one):
+    from autolabel.evaluation.evaluate import evaluate
+
+    report = evaluate(ignoring_one / "labels", small_clip / "labels")
+    assert "1" not in {str(i) for i in report["per_class"]}, report["per_class"]
+    assert f"ignore id 1: from {ignoring_one.resolve() / 'manifest.json'} (--ignore-index overrides it)" \
+        in report["notes"]
+    assert report["ece"] is not None and any("confidence:" in note for note in report["notes"])
+    given = evaluate(ignoring_one / "labels", small_clip / "labels", ignore_index=[255])
+    assert "1" in {str(i) for i in given["per_class"]}
+    code, output = run_cli("evaluate", "-p", ignoring_one / "labels", "-g", small_clip / "labels")
+    assert code == 0 and "ignore id 1: from" in output, output
+
+
+def test_evaluate_matches_ground_truth_to_predictions_by_frame_number(small_clip, ignoring_one, tmp_path):
+    from autolabel.evaluation.evaluate import evaluate
+
+    pred = tmp_path / "video-out" / "labels"   # as from a video file: 000000.png, …
+    pred.mkdir(parents=True)
+    for path in (ignoring_one / "labels").iterdir():
+        shutil.copy(path, pred / f"{int(path.stem):06d}.png")
+    report = evaluate(pred, small_clip / "labels", keyframes_dir=small_clip / "keyframes", ignore_index=[1])
+    direct = evaluate(ignoring_one / "labels", small_clip / "labels", ignore_index=[1])
+    assert report["score"] == direct["score"] and report["frames_scored"] == direct["frames_scored"]
+    assert "16 ground-truth files matched to predictions by frame number (leading zeros aside)" in report["notes"]
+
+
+# ---- item 6: one list of name sets; review finds the names the manifest recorded -----------------
+
+def test_review_takes_the_builtin_names_evaluate_takes(ignoring_one):
+    code, output = run_cli("review", ignoring_one, "--names", "camvid", "-q", "--overwrite")
+    assert code == 0, output
+    for command in ("review", "evaluate"):
+        assert "cityscapes|camvid|CSV" in " ".join(run_cli(command, "--help")[1].split())
+
+
+def test_review_finds_the_names_file_the_manifest_recorded(small_clip, tmp_path):
+    from autolabel.io.labels import LabelFormat
+    from autolabel.loop.review.run import _class_names
+
+    keys = tmp_path / "labels-dir" / "keys"
+    shutil.copytree(small_clip / "keyframes", keys)
+    (keys / "names.csv").write_text("id,name\n1,café\n2,dog\n")
+    out = tmp_path / "out"
+    assert run_cli("propagate", "-v", small_clip / "frames", "-k", keys, "-o", out, "--no-refine", "-q")[0] == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["keyframes_dir"] == str(keys) and manifest["names"] == str(keys / "names.csv")
+    assert _class_names(None, None, LabelFormat("palette"), {0, 1, 2}, manifest) == {1: "café", 2: "dog"}
+
+
+# ---- item 7: --overwrite takes what was made from the old results along ---------------------------
+
+def test_overwrite_removes_the_old_review(small_clip, tmp_path):
+    out = tmp_path / "out"
+    args = ["propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes", "-o", out, "--no-refine", "-q"]
+    assert run_cli(*args)[0] == 0
+    assert run_cli("review", out, "-q")[0] == 0 and (out / "review").is_dir()
+    assert run_cli(*args, "--overwrite")[0] == 0
+    assert not (out / "review").exists()
+    assert run_cli("review", out, "-q")[0] == 0  # no --overwrite needed for pictures of results now gone
+
+
+# ---- items 9, 10, 11: review's pictures --------------------------------------------------------
+
+def test_review_says_what_the_sheet_shows_and_ranks_by_doubtful_pixels(small_clip, ignoring_one, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(ignoring_one, out, ignore=shutil.ignore_patterns("review"))
+    code, output = run_cli("review", out, "--gt", small_clip / "labels", "-n", "2", "-q")
+    assert code == 0, output
+    summary = json.loads((out / "review" / "review.json").read_text())
+    assert summary["sections"] == ["lowest J: 2 frames, the worst frame of each dip (frames at least 4 apart)",
+                                   "most doubtful pixels (confidence below 0.75): 2 frames, the worst frame of "
+                                   "each dip (frames at least 4 apart)"]
+    shares = {frame["stem"]: frame["low_confidence_share"] for frame in summary["per_frame"]}
+    keyframes = set(summary["keyframes"])
+    assert shares[summary["most_doubtful"][0]] == max(share for stem, share in shares.items() if stem not in keyframes)
+
+
+def test_spearman_rank_correlation():
+    from autolabel.loop.review.rank_bench import ranks, spearman
+
+    assert list(ranks(np.array([3.0, 1.0, 2.0, 2.0]))) == [3.0, 0.0, 1.5, 1.5]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 400]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_missed_and_extra_pixels_differ_and_are_in_the_legend(tmp_path):
+    from autolabel.io.labels import LabelFormat
+    from autolabel.loop.review import draw
+    from autolabel.loop.review.palette import ClassColors
+    from autolabel.loop.review.sheet import contact_sheet
+
+    truth = np.zeros((20, 20), int)
+    truth[5:15, 5:15] = 1
+    label = np.zeros((20, 20), int)
+    label[8:18, 8:18] = 1
+    missed, extra = draw.wrong_pixels(label, truth, object_format=True, ignore_index=255)
+    assert missed.sum() == (truth.astype(bool) & ~label.astype(bool)).sum() and missed[5, 5] and not missed[17, 17]
+    assert extra.sum() == (label.astype(bool) & ~truth.astype(bool)).sum() and extra[17, 17]
+    picture = draw.errors(np.zeros((20, 20, 3), np.uint8), missed, extra)
+    assert tuple(picture[5, 5]) == draw.MISSED and tuple(picture[17, 17]) == draw.EXTRA
+    colors = ClassColors.for_labels(LabelFormat("palette", ignore_index=255), {0, 1})
+    sheet = np.asarray(contact_sheet("t", [("h", [("c", [picture])])], ["x"], colors, None, {1},
+                                     [(draw.MISSED, "missed"), (draw.EXTRA, "extra")]))
+    legend = sheet[-120:]
+    for colour in (draw.MISSED, draw.EXTRA):
+        assert (legend == colour).all(axis=2).sum() >= 100, colour   # a swatch, not a stray pixel
+
+
+def test_the_labels_column_uses_the_legend_colours():
+    from autolabel.io.labels import LabelFormat
+    from autolabel.loop.review import draw
+    from autolabel.loop.review.palette import ClassColors
+
+    colors = ClassColors.for_labels(LabelFormat("palette", ignore_index=255), {0, 1})
+    label = np.zeros((10, 10), int)
+    label[2:8, 2:8] = 1
+    painted = draw.blend(np.full((10, 10, 3), 90, np.uint8), label, colors, alpha=1.0)
+    swatch = tuple(int(c) for c in colors.colors[colors.index(np.array([1]))][0])
+    assert tuple(painted[4, 4]) == swatch
+
+
+def test_characters_no_font_draws_become_question_marks_and_are_reported():
+    from autolabel.loop.review import fonts
+
+    if fonts.font_file() is None:
+        pytest.skip("no system font: Pillow's own font is used")
+    fonts.missing()
+    assert fonts.printable("café") == "café"          # DejaVu and the like have accents
+    text = fonts.printable("\U000f0000 x")              # a private-use character no font draws
+    assert text == "? x" and fonts.missing() == ["\U000f0000"]
+
+
+def test_review_names_its_video_codec(ignoring_one, tmp_path):
+    import cv2
+
+    out = tmp_path / "out"
+    shutil.copytree(ignoring_one, out, ignore=shutil.ignore_patterns("review"))
+    code, output = run_cli("review", out)
+    assert code == 0, output
+    summary = json.loads((out / "review" / "review.json").read_text())
+    capture = cv2.VideoCapture(str(out / "review" / "overlay.mp4"))
+    fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    capture.release()
+    assert {"avc1": "H.264", "h264": "H.264", "mp4v": "MPEG-4 Part 2", "FMP4": "MPEG-4 Part 2"}[fourcc] == summary["video_codec"]
+    assert f"overlay.mp4 ({summary['video_codec']})" in output
