@@ -300,3 +300,31 @@ def test_review_names_its_video_codec(ignoring_one, tmp_path):
     capture.release()
     assert {"avc1": "H.264", "h264": "H.264", "mp4v": "MPEG-4 Part 2", "FMP4": "MPEG-4 Part 2"}[fourcc] == summary["video_codec"]
     assert f"overlay.mp4 ({summary['video_codec']})" in output
+
+
+# ---- item 8: exports named after the video, --name, frames counted, DIR in the help, CVAT names -----
+
+def test_export_names_a_single_clip_after_its_video_and_counts_frames(ignoring_one, small_clip, tmp_path):
+    code, output = run_cli("export", ignoring_one, tmp_path / "d", "--to", "davis")
+    assert code == 0, output
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["clip"]     # small_clip's video is clip/frames
+    assert "wrote 16 frames of 1 clip (davis)" in output, output
+    code, output = run_cli("export", ignoring_one, tmp_path / "c", "--to", "cvat", "--name", "dog", "-q")
+    assert code == 0 and [p.name for p in (tmp_path / "c").iterdir()] == ["dog.zip"], output
+    code, output = run_cli("export", ignoring_one, tmp_path / "x", "--to", "cvat", "--name", "a/b")
+    assert code == 2 and "is not a plain file name" in output and not (tmp_path / "x").exists()
+    assert "OUT DIR" in " ".join(run_cli("export", "--help")[1].split())
+
+
+def test_cvat_export_names_classes_and_keeps_the_ignore_id_a_label(tmp_path):
+    import zipfile
+
+    from autolabel.io.labels import LabelFormat
+    from autolabel.io.results import ClipResult
+    from autolabel.interop.cvat import cvat_labels
+
+    clip = ClipResult("c", tmp_path, {"class_ids": [0, 3, 8], "frames": [{"stem": "0001"}]})
+    labels, numbers = cvat_labels(clip, LabelFormat("ids", ignore_index=11), "camvid")
+    assert labels == ["background", "sky", "road", "car", "void"] and numbers[11] == 4
+    labels, _ = cvat_labels(clip, LabelFormat("ids", ignore_index=11))
+    assert labels == ["background", "class 0", "class 3", "class 8", "unlabeled 11"]

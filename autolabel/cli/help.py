@@ -16,8 +16,8 @@ HELP_OPTION_NAMES = ["-h", "--help"]
 def _tidy(param) -> None:
     if isinstance(param, TyperOption) and param.is_flag:
         param.metavar = ""  # a flag takes no value
-    elif isinstance(param, TyperArgument):
-        param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+    elif isinstance(param, TyperArgument):  # the name it was given (export's DIR), else the parameter's
+        param.metavar = param.metavar or param.name.upper() + ("..." if param.nargs != 1 else "")
     if param.type_descriptor.is_list:
         element = f"<{get_args(param.type_descriptor.annotation)[0].__name__.lower()}>"
         if isinstance(param, TyperOption):
