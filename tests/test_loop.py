@@ -164,8 +164,8 @@ def test_review_writes_its_pictures_for_every_format(tmp_path, kind):
         with Image.open(review / name) as image:
             assert image.mode == "RGB" and image.width > 400
     summary = json.loads((review / "review.json").read_text())
-    assert summary["lowest_score"] and summary["most_doubtful"]
-    assert not {"00000", "00006", "00012"} & set(summary["most_doubtful"])   # keyframes are not "worst"
+    assert summary["lowest_score"] and summary["lowest_expected_score"]
+    assert not {"00000", "00006", "00012"} & set(summary["lowest_expected_score"])   # keyframes are not "worst"
     assert len(summary["per_frame"]) == 14
 
 

@@ -218,18 +218,31 @@ def test_overwrite_removes_the_old_review(small_clip, tmp_path):
 
 # ---- items 9, 10, 11: review's pictures --------------------------------------------------------
 
-def test_review_says_what_the_sheet_shows_and_ranks_by_doubtful_pixels(small_clip, ignoring_one, tmp_path):
+def test_review_says_what_the_sheet_shows_and_ranks_by_expected_score(small_clip, ignoring_one, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(ignoring_one, out, ignore=shutil.ignore_patterns("review"))
     code, output = run_cli("review", out, "--gt", small_clip / "labels", "-n", "2", "-q")
     assert code == 0, output
     summary = json.loads((out / "review" / "review.json").read_text())
     assert summary["sections"] == ["lowest J: 2 frames, the worst frame of each dip (frames at least 4 apart)",
-                                   "most doubtful pixels (confidence below 0.75): 2 frames, the worst frame of "
-                                   "each dip (frames at least 4 apart)"]
-    shares = {frame["stem"]: frame["low_confidence_share"] for frame in summary["per_frame"]}
+                                   "lowest expected J (from the confidence, without ground truth): 2 frames, the "
+                                   "worst frame of each dip (frames at least 4 apart)"]
+    expected = {frame["stem"]: frame["expected_score"] for frame in summary["per_frame"]}
     keyframes = set(summary["keyframes"])
-    assert shares[summary["most_doubtful"][0]] == max(share for stem, share in shares.items() if stem not in keyframes)
+    assert expected[summary["lowest_expected_score"][0]] == min(value for stem, value in expected.items()
+                                                                if stem not in keyframes and value is not None)
+
+
+def test_expected_score_is_the_confidence_weighted_iou_per_labeled_class():
+    from autolabel.loop.review.run import expected_score
+
+    label = np.array([[0, 0, 1, 1]])
+    confidence = np.array([[1.0, 1.0, 1.0, 0.5]], np.float32)
+    # object 1: S = 1.5 of 2 pixels -> 1.5 / (4 - 1.5) = 0.6; background is not an object
+    assert expected_score(label, confidence, True, 255) == pytest.approx(0.6)
+    # classes: background too (S = 2 of 2 -> 1.0), mean 0.8
+    assert expected_score(label, confidence, False, 255) == pytest.approx(0.8)
+    assert np.isnan(expected_score(np.zeros((2, 2), int), np.ones((2, 2), np.float32), True, 255))
 
 
 def test_spearman_rank_correlation():

@@ -100,7 +100,7 @@ def review(
         fail(error)
     if not quiet:
         console.print(f"wrote {out / 'review'}: overlay.mp4 ({summary['video_codec']}), contact-sheet.png, "
-                      f"timeline.png; most doubtful pixels at {', '.join(summary['most_doubtful'][:3])}",
+                      f"timeline.png; lowest expected score at {', '.join(summary['lowest_expected_score'][:3])}",
                       highlight=False, markup=False)
     if summary["characters_not_drawn"]:
         console.print(f"note: no font here draws {' '.join(summary['characters_not_drawn'])}; the pictures show "

@@ -1,7 +1,8 @@
 """Does review's per-frame rank find the frames that are most wrong? For propagation results with
-dense ground truth, the Spearman rank correlation, per clip, between each frame's true error and
-(a) its share of doubtful pixels (what review ranks by), (b) 1 - its mean confidence (what it ranked
-by before). Keyframes are left out.
+dense ground truth, the Spearman rank correlation, per clip, between each frame's true error (1 - its
+J or mIoU, and its share of wrong pixels) and what might predict it from the confidence alone:
+1 - the expected score (what review ranks by), the share of doubtful pixels, 1 - the mean confidence
+(what review ranked by before). Keyframes are left out.
 
     python -m autolabel.loop.review.rank_bench OUT GT_CLIPS
 OUT: a `batch` output folder (OUT/<clip>/labels, confidence, manifest.json); GT_CLIPS: the folder
@@ -20,7 +21,7 @@ from ...io.labels import detect_format, read_label
 from ...io.results import ClipResult, find_results
 from ...progress import tables
 from .draw import LOW_CONFIDENCE, wrong_pixels
-from .run import frame_score
+from .run import expected_score, frame_score
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -41,12 +42,16 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def clip_rows(clip: ClipResult, gt_labels: Path) -> dict:
-    """Per non-keyframe: true error share, 1 - score, doubtful share, 1 - mean confidence."""
+PREDICTORS = {"1 - expected score": "expected", "doubtful share": "doubtful", "1 - mean confidence": "mean"}
+ERRORS = {"1 - J/mIoU": "score", "wrong pixels": "wrong"}
+
+
+def clip_rows(clip: ClipResult, gt_labels: Path) -> dict[str, np.ndarray]:
+    """Per non-keyframe: the true errors (ERRORS) and the predictors (PREDICTORS)."""
     fmt = clip.label_format()
     gt_fmt = detect_format([gt_labels / f"{clip.stems[0]}.png"], kind=fmt.kind, ignore_index=fmt.ignore_index)
     keyframes = set(clip.manifest["keyframes"])
-    columns = {"error": [], "one_minus_score": [], "doubtful": [], "one_minus_mean": []}
+    columns: dict[str, list[float]] = {"score": [], "wrong": [], "expected": [], "doubtful": [], "mean": []}
     for stem in clip.stems:
         if stem in keyframes or not (gt_labels / f"{stem}.png").is_file():
             continue
@@ -55,27 +60,29 @@ def clip_rows(clip: ClipResult, gt_labels: Path) -> dict:
         confidence = read_confidence(clip.folder / "confidence" / f"{stem}.png")
         missed, extra = wrong_pixels(label, truth, fmt.is_object_format, fmt.ignore_index)
         scored = truth != fmt.ignore_index if fmt.ignore_index is not None else np.ones(truth.shape, bool)
-        columns["error"].append((missed | extra).sum() / max(1, scored.sum()))
-        columns["one_minus_score"].append(1 - frame_score(label, truth, fmt.is_object_format, fmt.ignore_index))
+        columns["score"].append(1 - frame_score(label, truth, fmt.is_object_format, fmt.ignore_index))
+        columns["wrong"].append((missed | extra).sum() / max(1, scored.sum()))
+        columns["expected"].append(1 - expected_score(label, confidence, fmt.is_object_format, fmt.ignore_index))
         columns["doubtful"].append((confidence < LOW_CONFIDENCE).mean())
-        columns["one_minus_mean"].append(1 - confidence.mean())
+        columns["mean"].append(1 - confidence.mean())
     return {name: np.nan_to_num(np.array(values), nan=0.0) for name, values in columns.items()}
 
 
 def main(out: str, gt_clips: str) -> None:
-    table = Table(title=f"Spearman rank correlation with each frame's true error ({out}; keyframes left out)")
-    for column in ("clip", "frames", "doubtful share vs wrong pixels", "1 - mean conf. vs wrong pixels",
-                   "doubtful share vs 1 - J/mIoU", "1 - mean conf. vs 1 - J/mIoU"):
-        table.add_column(column, justify="left" if column == "clip" else "right")
-    means = []
+    table = Table(title=f"Spearman rank correlation of each frame's true error with a prediction from its confidence "
+                        f"({out}; keyframes left out)")
+    pairs = [(error, predictor) for error in ERRORS for predictor in PREDICTORS]
+    table.add_column("clip")
+    table.add_column("frames", justify="right")
+    for error, predictor in pairs:
+        table.add_column(f"{error} ~ {predictor}", justify="right")
+    rows = []
     for clip in find_results(Path(out)):
-        rows = clip_rows(clip, Path(gt_clips) / clip.name / "labels")
-        values = [spearman(rows["doubtful"], rows["error"]), spearman(rows["one_minus_mean"], rows["error"]),
-                  spearman(rows["doubtful"], rows["one_minus_score"]),
-                  spearman(rows["one_minus_mean"], rows["one_minus_score"])]
-        means.append(values)
-        table.add_row(clip.name, str(len(rows["error"])), *(f"{v:.2f}" for v in values))
-    table.add_row("mean", "", *(f"{v:.2f}" for v in np.nanmean(np.array(means), axis=0)))
+        columns = clip_rows(clip, Path(gt_clips) / clip.name / "labels")
+        values = [spearman(columns[PREDICTORS[p]], columns[ERRORS[e]]) for e, p in pairs]
+        rows.append(values)
+        table.add_row(clip.name, str(len(columns["score"])), *(f"{v:.2f}" for v in values))
+    table.add_row("mean", "", *(f"{v:.2f}" for v in np.nanmean(np.array(rows), axis=0)))
     tables.print(table)
 
 

@@ -46,6 +46,21 @@ def frame_score(pred: np.ndarray, gt: np.ndarray, object_format: bool, ignore_in
     return float(np.mean(list(iou.values()))) if iou else float("nan")
 
 
+def expected_score(label: np.ndarray, confidence: np.ndarray, object_format: bool, ignore_index: int | None) -> float:
+    """J (objects) or mIoU (classes) of one frame in [0, 1] as its confidence predicts it: per labeled
+    class, S = the summed confidence of its pixels (the expected right ones) over an expected union of
+    its pixels and as many missed as wrong ones, S / (2 area - S); NaN when nothing is scored. Ranks
+    frames by their true score far better than mean confidence, a mean over mostly easy pixels
+    (python -m autolabel.loop.review.rank_bench)."""
+    rows = np.bincount(label.ravel(), minlength=1) if label.min(initial=0) >= 0 else None
+    if rows is None:
+        return float("nan")
+    sums = np.bincount(label.ravel(), weights=confidence.ravel().astype(np.float64), minlength=len(rows))
+    excluded = ({ignore_index} if ignore_index is not None else set()) | ({0} if object_format else set())
+    scores = [sums[k] / (2 * rows[k] - sums[k]) for k in np.flatnonzero(rows) if int(k) not in excluded]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
 def spacing(n_frames: int, count: int) -> int:
     """How far apart spread_worst keeps its frames."""
     return max(1, n_frames // (2 * count))
@@ -133,6 +148,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
 
         mean_confidence = np.zeros(len(stems))
         low_share = np.zeros(len(stems))
+        expected = np.full(len(stems), np.nan)
         score = np.full(len(stems), np.nan)
         width = video_width(source.width)
         writer = VideoOut(staging / "overlay.mp4", width, round(source.height * width / source.width), fps)
@@ -141,6 +157,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
                 frame, label, confidence, truth = pictures(index)
                 mean_confidence[index] = confidence.mean()
                 low_share[index] = (confidence < draw.LOW_CONFIDENCE).mean()
+                expected[index] = expected_score(label, confidence, fmt.is_object_format, fmt.ignore_index)
                 if truth is not None and index not in keyframe_set:
                     score[index] = frame_score(label, truth, fmt.is_object_format, fmt.ignore_index)
                 small = draw.blend(draw.resize(frame, width), draw.resize(label, width, nearest=True), colors,
@@ -159,9 +176,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             writer.close()
 
         candidates = [i for i in range(len(stems)) if i not in keyframe_set] or list(range(len(stems)))
-        # Mean confidence is a mean over mostly easy pixels and barely moves; the share of doubtful
-        # pixels ranks frames by their true error far better (python -m autolabel.loop.review.rank_bench).
-        by_doubt = spread_worst(candidates, -low_share, worst)
+        by_expected = spread_worst([i for i in candidates if np.isfinite(expected[i])], expected, worst)
         by_score = spread_worst([i for i in candidates if np.isfinite(score[i])], score, worst)
         metric = "J" if fmt.is_object_format else "mIoU"
         nearest = lambda i: min(abs(i - k) for k in keyframe_set) if keyframe_set else None  # noqa: E731
@@ -185,8 +200,9 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
                                                    draw.resize(missed.astype(np.uint8), CELL, nearest=True) > 0,
                                                    draw.resize(extra.astype(np.uint8), CELL, nearest=True) > 0),
                                        region))
-            caption = (f"frame {stems[index]} (#{index}): mean confidence {mean_confidence[index]:.3f}, "
-                       f"{100 * low_share[index]:.1f}% of pixels below {draw.LOW_CONFIDENCE}")
+            caption = (f"frame {stems[index]} (#{index}): "
+                       + (f"expected {metric} {100 * expected[index]:.1f}, " if np.isfinite(expected[index]) else "")
+                       + f"{100 * low_share[index]:.1f}% of pixels below {draw.LOW_CONFIDENCE}")
             if np.isfinite(score[index]):
                 caption += f", {metric} {100 * score[index]:.1f}"
             if keyframe_set:
@@ -200,8 +216,8 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
         sections = []
         if by_score:
             sections.append((f"lowest {metric}: {counted(len(by_score), 'frame')}{dips}", [row(i) for i in by_score]))
-        sections.append((f"most doubtful pixels (confidence below {draw.LOW_CONFIDENCE}): "
-                         f"{counted(len(by_doubt), 'frame')}{dips}", [row(i) for i in by_doubt]))
+        sections.append((f"lowest expected {metric} (from the confidence, without ground truth): "
+                         f"{counted(len(by_expected), 'frame')}{dips}", [row(i) for i in by_expected]))
         used = ids - ({fmt.ignore_index} if fmt.ignore_index is not None else set())
         error_items = [] if not gt_files else \
             [(draw.MISSED, "object missed (ground truth object labeled otherwise)"),
@@ -209,7 +225,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             [(draw.MISSED, "wrong class (the ground truth's class missed)")]
         sheet = contact_sheet(f"autolabel review: {out}", sections, headers, colors, known_names, used, error_items)
         sheet.save(staging / "contact-sheet.png", optimize=False)
-        series = [(f"share of pixels with confidence of at least {draw.LOW_CONFIDENCE}", 1.0 - low_share, by_doubt)]
+        series = [(f"expected {metric} (from the confidence)", expected, by_expected)]
         if gt_files:
             series.append((f"{metric} vs ground truth", score, by_score))
         strip = timeline(f"autolabel review: {out}  ({len(stems)} frames, {len(keyframe_set)} keyframes)",
@@ -217,12 +233,13 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
         strip.save(staging / "timeline.png", optimize=False)
         summary = {
             "frames": len(stems), "keyframes": [stems[k] for k in sorted(keyframe_set)],
-            "most_doubtful": [stems[i] for i in by_doubt],
+            "lowest_expected_score": [stems[i] for i in by_expected],
             "lowest_score": [stems[i] for i in by_score], "metric": metric if gt_files else None,
             "sections": [heading for heading, _ in sections], "video_codec": writer.codec,
             "characters_not_drawn": fonts.missing(),
             "per_frame": [{"stem": stem, "mean_confidence": round(float(mean_confidence[i]), 4),
                            "low_confidence_share": round(float(low_share[i]), 4),
+                           "expected_score": round(100 * float(expected[i]), 2) if np.isfinite(expected[i]) else None,
                            "score": round(100 * float(score[i]), 2) if np.isfinite(score[i]) else None}
                           for i, stem in enumerate(stems)],
         }
