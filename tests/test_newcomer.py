@@ -341,3 +341,29 @@ def test_cvat_export_names_classes_and_keeps_the_ignore_id_a_label(tmp_path):
     assert labels == ["background", "sky", "road", "car", "void"] and numbers[11] == 4
     labels, _ = cvat_labels(clip, LabelFormat("ids", ignore_index=11))
     assert labels == ["background", "class 0", "class 3", "class 8", "unlabeled 11"]
+
+
+# ---- item 12: batch --check says which input or setting changed; its summary agrees with its table ----
+
+def test_check_names_the_changed_file_or_setting_and_counts_missing_apart(tmp_path):
+    from autolabel.synth import make_clip, write_clip
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    for seed, name in enumerate(("clip0", "clip1")):
+        write_clip(make_clip(n_frames=6, height=32, width=48, seed=seed), data / name)
+    assert run_cli("batch", data, "-o", out, "--keyframe-every", "5", "--no-refine", "-q")[0] == 0
+
+    def reasons(*extra):
+        code, output = run_cli("batch", data, "-o", out, "--keyframe-every", "5", "--no-refine", "--check",
+                               "--json", *extra)
+        return code, {line["clip"]: line["reason"] for line in map(json.loads, output.splitlines())}
+
+    code, found = reasons("--fusion", "distance")
+    assert code == 1 and found["clip0"] == "setting fusion: reliability then, distance now", found
+    frame = sorted((data / "clip1" / "frames").iterdir())[3]
+    os.utime(frame, ns=(frame.stat().st_atime_ns, frame.stat().st_mtime_ns + 1_000_000))
+    code, found = reasons()
+    assert found == {"clip0": None, "clip1": f"frame {frame.name} changed (modification time)"}, found
+    shutil.rmtree(out / "clip0")
+    code, output = run_cli("batch", data, "-o", out, "--keyframe-every", "5", "--no-refine", "--check")
+    assert output.splitlines()[-1] == "0 current, 1 stale, 1 missing (stale: clip1; missing: clip0)", output

@@ -27,7 +27,7 @@ import cv2
 from ..core.refine import load_refiner
 from ..errors import InputError, describe
 from ..io.output import run_clip
-from .fingerprint import BatchOptions, complete_manifest, fingerprint, keyframe_paths, seal
+from .fingerprint import BatchOptions, complete_manifest, fingerprint, fingerprint_document, keyframe_paths, seal
 from .flowcache import FlowCache
 from .layouts import ClipJob, LabelNames
 
@@ -105,6 +105,7 @@ def run_job(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:
     started = time.perf_counter()
     out = out_root / job.out_subdir
     try:
+        document = fingerprint_document(job, options)
         stamp = fingerprint(job, options)
         manifest = complete_manifest(out, stamp) if options.resume else None
         if manifest is not None:
@@ -112,7 +113,7 @@ def run_job(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:
         manifest = propagate_clip(job, out, options)
         if job.label_names is not None:
             publish_label_names(out, job.label_names)
-        return report_line(job, "ok", seal(out, manifest, job, stamp), time.perf_counter() - started)
+        return report_line(job, "ok", seal(out, manifest, job, stamp, document), time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001 - any failure is this clip's, reported with it
         return failed_line(job, error, time.perf_counter() - started)
 
