@@ -367,3 +367,23 @@ def test_check_names_the_changed_file_or_setting_and_counts_missing_apart(tmp_pa
     shutil.rmtree(out / "clip0")
     code, output = run_cli("batch", data, "-o", out, "--keyframe-every", "5", "--no-refine", "--check")
     assert output.splitlines()[-1] == "0 current, 1 stale, 1 missing (stale: clip1; missing: clip0)", output
+
+
+# ---- item 13: black-and-white RGB keyframes come back as RGB -------------------------------------
+
+def test_grey_rgb_keyframes_are_written_back_as_rgb(small_clip, tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for path in sorted((small_clip / "keyframes").iterdir()):
+        mask = np.where(np.asarray(Image.open(path)) == 1, 255, 0).astype(np.uint8)
+        Image.fromarray(np.stack([mask] * 3, axis=2)).save(keys / path.name)
+    out = tmp_path / "out"
+    code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", keys, "-o", out, "--no-refine")
+    assert code == 0 and "binary mask (0 background, 255 object), stored as grey RGB" in output, output
+    for path in (out / "labels").iterdir():
+        with Image.open(path) as image:
+            assert image.mode == "RGB", path
+            pixels = np.asarray(image)
+        assert set(np.unique(pixels).tolist()) <= {0, 255} and (pixels[..., 0] == pixels[..., 2]).all()
+    with Image.open(out / "labels" / "00000.png") as written, Image.open(keys / "00000.png") as given:
+        assert np.array_equal(np.asarray(written), np.asarray(given))

@@ -26,6 +26,7 @@ class LabelFormat:
     palette: tuple[int, ...] | None = None      # palette kind: 768 ints, kept on write
     colors: tuple[tuple[int, int, int], ...] = field(default=())  # rgb kind: id -> colour
     sixteen_bit: bool = False                   # ids kind stored as 16-bit PNG
+    stored_rgb: bool = False                    # binary or ids stored as grey RGB pixels: written back as RGB
 
     @property
     def is_object_format(self) -> bool:
@@ -37,6 +38,8 @@ class LabelFormat:
                 "binary": "binary mask (0 background, 255 object)", "rgb": "RGB colour-coded PNG"}[self.kind]
         if self.kind == "rgb":
             text += f", {len(self.colors)} colours"
+        if self.stored_rgb:
+            text += ", stored as grey RGB"
         if self.ignore_index is not None:
             text += f", ignore id {self.ignore_index}"
         return text
@@ -149,12 +152,13 @@ def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: i
     """
     if kind is not None and kind not in KINDS:
         raise InputError(kind, f"unknown label format; choose one of {', '.join(KINDS)}")
-    kinds, values, colors, palette, sixteen_bit = {}, set(), set(), None, False
+    kinds, values, colors, palette, sixteen_bit, modes = {}, set(), set(), None, False, set()
     table = read_color_table(color_table) if color_table and kind in (None, "rgb") else None
     for path in paths:
         image = _open(path)
         file_kind = _file_kind(image, path)
         kinds.setdefault(file_kind, path)
+        modes.add(image.mode)
         raw = _raw(image, file_kind)
         if file_kind == "rgb":
             packed = _packed(raw)
@@ -179,11 +183,12 @@ def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: i
             kind = "binary" if values <= {0, 255} and 255 in values else "ids"
     if kind == "rgb":
         return LabelFormat("rgb", ignore_index=ignore_index, colors=table or tuple(sorted(colors)))
+    stored_rgb = bool(modes) and modes <= {"RGB", "RGBA"} and not sixteen_bit  # keep the format that came in
     if kind == "binary":
-        return LabelFormat("binary")
+        return LabelFormat("binary", stored_rgb=stored_rgb)
     if kind == "palette":
         return LabelFormat("palette", ignore_index=ignore_index, palette=palette)
-    return LabelFormat("ids", ignore_index=ignore_index, sixteen_bit=sixteen_bit)
+    return LabelFormat("ids", ignore_index=ignore_index, sixteen_bit=sixteen_bit, stored_rgb=stored_rgb)
 
 
 def read_label(path: Path, fmt: LabelFormat) -> np.ndarray:
@@ -229,6 +234,8 @@ def encode_label(ids: np.ndarray, fmt: LabelFormat) -> Image.Image:
         return Image.fromarray(np.asarray(fmt.colors, dtype=np.uint8)[ids], mode="RGB")
     if fmt.kind == "ids" and fmt.sixteen_bit:
         return Image.fromarray(ids.astype(np.uint16))
+    if fmt.stored_rgb:
+        return Image.fromarray(np.repeat(ids.astype(np.uint8)[..., None], 3, axis=2), mode="RGB")
     image = Image.fromarray(ids.astype(np.uint8), mode="L")
     if fmt.kind == "palette" and fmt.palette:
         image.putpalette(list(fmt.palette))  # makes it a "P" image with the user's colours
