@@ -387,3 +387,35 @@ def test_grey_rgb_keyframes_are_written_back_as_rgb(small_clip, tmp_path):
         assert set(np.unique(pixels).tolist()) <= {0, 255} and (pixels[..., 0] == pixels[..., 2]).all()
     with Image.open(out / "labels" / "00000.png") as written, Image.open(keys / "00000.png") as given:
         assert np.array_equal(np.asarray(written), np.asarray(given))
+
+
+# ---- item 3: a video cut short is refused in one line, or used with --accept-short-video -----------
+
+def test_a_truncated_video_is_refused_unless_accepted(small_clip, tmp_path):
+    import subprocess
+    import sys
+
+    import cv2
+
+    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for path in sorted((small_clip / "frames").iterdir()):
+        writer.write(cv2.imread(str(path)))
+    writer.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy(small_clip / "keyframes" / "00000.png", keys / "000000.png")
+    out = tmp_path / "out"
+    # a real process: FFmpeg's own lines go to file descriptor 2, which CliRunner does not capture
+    command = [sys.executable, "-m", "autolabel", "propagate", "-v", tmp_path / "cut.avi", "-k", keys, "-o", out,
+               "--no-refine", "-q"]
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True)
+    assert result.returncode == 2 and not out.exists(), result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'cut.avi'}: decodes to "), result.stderr
+    assert "of the 16 frames its container lists (cut short or damaged); pass --accept-short-video" in lines[0]
+    result = subprocess.run([str(c) for c in command] + ["--accept-short-video"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert 0 < manifest["n_frames"] < 16 and manifest["accept_short_video"] is True

@@ -63,6 +63,9 @@ def propagate(
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="Keep optical flow in this folder and "
                                               "reuse what is there (e.g. from `autolabel suggest --flow-cache`)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in --out."),
+    accept_short_video: bool = typer.Option(False, "--accept-short-video",
+                                            help="Use a video that decodes to fewer frames than its container "
+                                                 "lists (cut short or damaged) as far as it decodes."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Propagate keyframe labels to every frame of a video.
@@ -82,7 +85,8 @@ def propagate(
                                 flow_cache=FlowCache(flow_cache) if flow_cache else None,
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
-                                command=command_line(), on_start=reporter.say, on_frame=reporter.frames)
+                                command=command_line(), accept_short_video=accept_short_video,
+                                on_start=reporter.say, on_frame=reporter.frames)
     except InputError as error:
         fail(error)
     except KeyboardInterrupt:

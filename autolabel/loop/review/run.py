@@ -130,7 +130,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
         gt_files = {stem: gt / f"{stem}.png" for stem in stems if (gt / f"{stem}.png").is_file()}
         if not gt_files:
             raise InputError(gt, "holds no label PNG named like the frames")
-    source = FrameSource(video or manifest["video"])
+    source = FrameSource(video or manifest["video"], accept_short=bool(manifest.get("accept_short_video")))
     staging = out / f".{REVIEW}.partial"
     try:
         if source.stems != stems:
