@@ -419,3 +419,26 @@ def test_a_truncated_video_is_refused_unless_accepted(small_clip, tmp_path):
     assert result.returncode == 0 and result.stderr == "", result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert 0 < manifest["n_frames"] < 16 and manifest["accept_short_video"] is True
+
+
+# ---- item 14: the flow cache can be measured and pruned, least recently used first ---------------
+
+def test_flow_cache_prunes_least_recently_used_entries(tmp_path):
+    from autolabel.datasets.flowcache import FlowCache
+
+    cache = FlowCache(tmp_path / "cache")
+    grays = [np.full((30, 40), value, np.uint8) for value in range(4)]
+    flow = np.zeros((30, 40, 2), np.float32)
+    for a, b in zip(grays, grays[1:]):
+        cache.save(a, b, "k", flow, flow)
+    entry = cache.entries()[0][1]
+    assert entry == 128 + 8 * 30 * 40           # .npy header + 8 bytes a pixel
+    for age, (_, _, path) in enumerate(cache.entries()):
+        os.utime(path, (1000 + age, 1000 + age))
+    assert cache.load(grays[0], grays[1], "k") is not None   # a hit makes the oldest the most recent
+    code, output = run_cli("flow-cache", tmp_path / "cache", "--max-size", str(2 * entry))
+    assert code == 0 and "removed 1 least recently used" in output, output
+    assert cache.load(grays[0], grays[1], "k") is not None and cache.load(grays[1], grays[2], "k") is None
+    assert run_cli("flow-cache", tmp_path / "cache", "--max-size", "lots")[0] == 2
+    code, output = run_cli("flow-cache", tmp_path / "cache")
+    assert code == 0 and "2 entries (frame pairs)" in output, output
