@@ -284,7 +284,7 @@ def test_the_labels_column_uses_the_legend_colours():
     colors = ClassColors.for_labels(LabelFormat("palette", ignore_index=255), {0, 1})
     label = np.zeros((10, 10), int)
     label[2:8, 2:8] = 1
-    painted = draw.blend(np.full((10, 10, 3), 90, np.uint8), label, colors, alpha=1.0)
+    painted = draw.label_column(np.full((10, 10, 3), 90, np.uint8), label, colors, np.ones((10, 10)))
     swatch = tuple(int(c) for c in colors.colors[colors.index(np.array([1]))][0])
     assert tuple(painted[4, 4]) == swatch
 

@@ -55,6 +55,12 @@ def blend(frame: np.ndarray, label: np.ndarray, colors: ClassColors, confidence:
     return out
 
 
+def label_column(frame: np.ndarray, label: np.ndarray, colors: ClassColors, confidence: np.ndarray) -> np.ndarray:
+    """The contact sheet's labels: in the legend's own colours (not blended with the frame, which has
+    its own column), outlines in white, doubtful pixels hatched."""
+    return blend(frame, label, colors, confidence, alpha=1.0)
+
+
 def heat(confidence: np.ndarray) -> np.ndarray:
     """Confidence as colour: sure is dark, doubtful glows (inferno, reversed)."""
     levels = np.rint((1.0 - np.clip(confidence, 0, 1)) * 255).astype(np.uint8)

@@ -190,9 +190,8 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             region = tuple(round(v * scale) for v in region) if region else None
             small_label = draw.resize(label, CELL, nearest=True)
             small_conf = draw.resize(confidence, CELL, nearest=True)
-            images = [draw.box(draw.resize(frame, CELL), region),  # labels in the legend's own colours, unblended
-                      draw.box(draw.blend(draw.resize(frame, CELL), small_label, colors, small_conf, alpha=1.0),
-                               region),
+            images = [draw.box(draw.resize(frame, CELL), region),
+                      draw.box(draw.label_column(draw.resize(frame, CELL), small_label, colors, small_conf), region),
                       draw.heat(small_conf)]
             if truth is not None:
                 missed, extra = draw.wrong_pixels(label, truth, fmt.is_object_format, fmt.ignore_index)
