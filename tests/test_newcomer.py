@@ -311,7 +311,8 @@ def test_review_names_its_video_codec(ignoring_one, tmp_path):
     capture = cv2.VideoCapture(str(out / "review" / "overlay.mp4"))
     fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
     capture.release()
-    assert {"avc1": "H.264", "h264": "H.264", "mp4v": "MPEG-4 Part 2", "FMP4": "MPEG-4 Part 2"}[fourcc] == summary["video_codec"]
+    codecs = {"avc1": "H.264", "h264": "H.264", "mp4v": "MPEG-4 Part 2", "FMP4": "MPEG-4 Part 2"}
+    assert codecs[fourcc] == summary["video_codec"]
     assert f"overlay.mp4 ({summary['video_codec']})" in output
 
 

@@ -44,7 +44,8 @@ def flow_cache_command(
         return
     summary = cache.prune(parse_size(max_size))
     console.print(f"{folder}: removed {summary['removed']} least recently used ({summary['freed'] / 1e6:.1f} MB); "
-                  f"{summary['entries']} left, {summary['bytes'] / 1e6:.1f} MB", highlight=False, markup=False, soft_wrap=True)
+                  f"{summary['entries']} left, {summary['bytes'] / 1e6:.1f} MB",
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 app.command("flow-cache")(flow_cache_command)

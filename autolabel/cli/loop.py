@@ -87,8 +87,9 @@ def review(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """See a propagation result and find its errors: writes OUT/review/ with overlay.mp4 (labels,
-    outlines, doubtful pixels hatched), contact-sheet.png (the worst frames as frame | labels |
-    confidence, legend) and timeline.png (mean confidence per frame, keyframes marked).
+    outlines, doubtful pixels hatched), contact-sheet.png (the frames with the lowest expected score,
+    and with --gt the lowest true score, as frame | labels | confidence (| errors), legend) and
+    timeline.png (expected and true score per frame, keyframes marked).
     """
     from ..loop.review import review as review_result
 

@@ -138,9 +138,9 @@ def _check_in_table(path: Path, rgb: np.ndarray, packed: np.ndarray, table, tabl
     unknown = ~np.isin(packed, known)
     if unknown.any():
         y, x = np.argwhere(unknown)[0]
+        colours = len(np.unique(packed[unknown]))
         raise InputError(path, f"colour {tuple(rgb[y, x].tolist())} at x={x}, y={y} is not in the colour table "
-                               f"{Path(table_path).name} ({int(unknown.sum())} pixels of {len(np.unique(packed[unknown]))} "
-                               "such colours)")
+                               f"{Path(table_path).name} ({int(unknown.sum())} pixels of {colours} such colours)")
 
 
 def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: int | None = 255,

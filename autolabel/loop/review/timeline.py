@@ -1,7 +1,8 @@
-"""The timeline: mean confidence (and score) per frame, keyframes marked; the dips say where to look.
+"""The timeline: the expected score (and the true score) per frame, keyframes marked; the dips say
+where to look.
 
-Each series gets its own panel and its own vertical range: mean confidence usually lives
-between 0.9 and 1, where a 0-1 axis would flatten every dip.
+Each series gets its own panel and its own vertical range: a score that lives between 0.9 and 1
+would lose every dip on a 0-1 axis.
 """
 from __future__ import annotations
 
