@@ -155,8 +155,10 @@ def evaluate(pred_dir, gt_dir, *, protocol: str = "plain", keyframes_dir=None, c
     if ignore_index is None:  # not given: what the propagation used, else 255
         recorded_ignore = recorded.get("settings", {}).get("ignore_index")
         ignore_index = 255 if recorded_ignore is None else int(recorded_ignore)
-        notes.append(f"ignore id {ignore_index}: " + ("the default" if recorded_ignore is None else
-                                                      f"from {manifest_path} (--ignore-index overrides it)"))
+        ignore_note = f"ignore id {ignore_index}: " + ("the default" if recorded_ignore is None else
+                                                       f"from {manifest_path} (--ignore-index overrides it)")
+    else:
+        ignore_note = None
     ignore_ids = [ignore_index] if isinstance(ignore_index, int) else list(ignore_index or [])
     if confidence_dir is None and manifest_path and Path(pred_dir).name == "labels" \
             and (Path(pred_dir).parent / "confidence").is_dir():
@@ -179,6 +181,8 @@ def evaluate(pred_dir, gt_dir, *, protocol: str = "plain", keyframes_dir=None, c
 
     fmt = detect_format(list(gt_files.values()), kind=label_format, ignore_index=ignore_ids[0] if ignore_ids else None,
                         color_table=color_table)
+    if ignore_note and fmt.ignore_index is not None:  # binary masks have no ignore id to speak of
+        notes.insert(0, ignore_note)
     if protocol == "cityscapes" and fmt.kind != "ids":
         raise InputError(gt_dir, f"Cityscapes ground truth is grayscale labelIds, not {fmt.describe()}")
     scorer = Scorer(fmt.is_object_format, ignore_ids if fmt.ignore_index is not None else None,
