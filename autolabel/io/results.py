@@ -47,7 +47,9 @@ def video_name(manifest: dict) -> str:
     video = Path(str(manifest.get("video", "clip")))
     if video.suffix:
         return video.stem
-    return video.resolve().parent.name if video.name in ("frames", "images") else video.resolve().name
+    if video.name in ("frames", "images"):
+        video = video.parent
+    return video.name or video.resolve().name  # '.' or '..': the folder it was
 
 
 def find_results(out: str | Path) -> list[ClipResult]:
