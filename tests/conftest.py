@@ -1,4 +1,6 @@
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,39 @@ from autolabel.cli import app
 from autolabel.synth import make_clip, write_clip
 
 SHARED_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
+
+
+# The suite leaves nothing in the temp folder: Ray's session files go to a folder of this run
+# (short: Ray's socket paths must stay under 107 bytes), removed at the end; pytest's own folders
+# are removed when every test passed (tmp_path_retention_policy in pyproject.toml), and so is its
+# per-user folder once nothing else is in it.
+def pytest_configure(config):
+    if "RAY_TMPDIR" not in os.environ:
+        config.stash[RAY_TMPDIR] = os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="autolabel-ray-")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    basetemp = getattr(session.config, "_tmp_path_factory", None) and session.config._tmp_path_factory._basetemp
+    if basetemp is not None and not basetemp.exists():
+        user_folder = basetemp.parent
+        current = user_folder / "pytest-current"
+        if current.is_symlink() and not current.exists():
+            current.unlink(missing_ok=True)
+        try:
+            user_folder.rmdir()
+        except OSError:  # other runs' folders are still there
+            pass
+
+
+def pytest_unconfigure(config):
+    folder = config.stash.get(RAY_TMPDIR, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("RAY_TMPDIR", None)
+
+
+RAY_TMPDIR = pytest.StashKey[str]()
 
 
 def run_cli(*args):

@@ -53,6 +53,7 @@ def ours(out, stem):
 
 def datumaro_labels(zip_path, tmp_path):
     """{item id: HxW our ids} from Datumaro's VOC segmentation importer, naming ids by the labels' names."""
+    pytest.importorskip("datumaro", reason="the interop extra: pip install -e '.[interop]'")
     from datumaro.components.annotation import AnnotationType
     from datumaro.components.dataset import Dataset
 
@@ -82,18 +83,18 @@ def back_to_ids(canvas, names, background, binary=False):
 @pytest.mark.parametrize("label_format", ["palette", "binary", "gray"])
 def test_cvat_zip_reads_back_in_datumaro_as_our_labels(tmp_path, label_format):
     out = propagated(tmp_path, label_format, ignore_rows=0 if label_format == "binary" else 6)
-    assert export(out, tmp_path / "cvat", "cvat")["written"] == ["out.zip"]
-    with zipfile.ZipFile(tmp_path / "cvat" / "out.zip") as archive:
+    assert export(out, tmp_path / "cvat", "cvat")["written"] == ["clip.zip"]
+    with zipfile.ZipFile(tmp_path / "cvat" / "clip.zip") as archive:
         listed = sorted(archive.namelist())
         assert listed[:2] == ["ImageSets/Segmentation/default.txt", "SegmentationClass/00000.png"]
         assert "labelmap.txt" in listed and "SegmentationObject/00007.png" in listed
-    imported = datumaro_labels(tmp_path / "cvat" / "out.zip", tmp_path)
+    imported = datumaro_labels(tmp_path / "cvat" / "clip.zip", tmp_path)
     assert sorted(imported) == [f"{i:05d}" for i in range(8)]
     for stem, (canvas, names) in imported.items():
         expected = ours(out, stem).astype(np.int64)
-        if label_format == "gray":   # unlabeled pixels are CVAT's background (no mask), every class a label
-            assert (expected == 255).any() and np.array_equal(canvas == -1, expected == 255)
-            assert np.array_equal(back_to_ids(canvas, names, background=255), expected)
+        if label_format == "gray":   # every class a label, unlabeled (the ignore id) one of its own
+            assert (expected == 255).any() and not (canvas == -1).any() and "unlabeled 255" in names
+            assert np.array_equal(back_to_ids(canvas, names, background=-1), expected)
         else:                        # objects: background and unlabeled are background
             expected[expected == (0 if label_format == "binary" else 255)] = 0
             assert np.array_equal(back_to_ids(canvas, names, 0, binary=label_format == "binary"), expected)
@@ -104,12 +105,12 @@ def test_export_is_byte_identical_and_refuses_to_replace_without_overwrite(tmp_p
     out = propagated(tmp_path, "palette")
     export(out, tmp_path / "a", "cvat")
     export(out, tmp_path / "b", "cvat")
-    assert (tmp_path / "a" / "out.zip").read_bytes() == (tmp_path / "b" / "out.zip").read_bytes()
-    before = (tmp_path / "a" / "out.zip").stat().st_mtime_ns
+    assert (tmp_path / "a" / "clip.zip").read_bytes() == (tmp_path / "b" / "clip.zip").read_bytes()
+    before = (tmp_path / "a" / "clip.zip").stat().st_mtime_ns
     refused = cli("export", out, tmp_path / "a", "--to", "cvat")
-    assert refused.exit_code == 2 and "--overwrite" in refused.output and "out.zip" in refused.output
-    assert (tmp_path / "a" / "out.zip").stat().st_mtime_ns == before
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["out.zip"]  # no staging left
+    assert refused.exit_code == 2 and "--overwrite" in refused.output and "clip.zip" in refused.output
+    assert (tmp_path / "a" / "clip.zip").stat().st_mtime_ns == before
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["clip.zip"]  # no staging left
     assert cli("export", out, tmp_path / "a", "--to", "cvat", "--overwrite", "-q").exit_code == 0
     wrong = cli("export", out, tmp_path / "c", "--to", "cityscapes")
     assert wrong.exit_code == 2 and "grayscale ids" in wrong.output and not (tmp_path / "c").exists()
@@ -118,7 +119,7 @@ def test_export_is_byte_identical_and_refuses_to_replace_without_overwrite(tmp_p
 def test_davis_export_of_binary_masks_is_object_1_with_the_davis_palette(tmp_path):
     out = propagated(tmp_path, "binary")
     assert cli("export", out, tmp_path / "davis", "--to", "davis", "-q").exit_code == 0
-    files = sorted((tmp_path / "davis" / "out").iterdir())
+    files = sorted((tmp_path / "davis" / "clip").iterdir())
     assert [p.name for p in files] == [f"{i:05d}.png" for i in range(8)]
     for path in files:
         image = Image.open(path)

@@ -103,11 +103,11 @@ def test_suggest_flow_cache_is_reused_by_propagate(small_clip, tmp_path):
     assert run_cli("suggest", "-v", small_clip / "frames", "-n", 3, "--flow-cache", cache, "-q")[0] == 0
     entries = sorted(cache.rglob("*.npy"))
     assert len(entries) == 15                     # one per pair of neighbouring frames
-    stamps = [p.stat().st_mtime_ns for p in entries]
+    inodes = [p.stat().st_ino for p in entries]  # a rewrite replaces the file; a hit only touches it
     code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes",
                            "-o", tmp_path / "out", "--flow-cache", cache, "-q")
     assert code == 0, output
-    assert sorted(cache.rglob("*.npy")) == entries and [p.stat().st_mtime_ns for p in entries] == stamps
+    assert sorted(cache.rglob("*.npy")) == entries and [p.stat().st_ino for p in entries] == inodes
     uncached = tmp_path / "uncached"
     assert run_cli("propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes", "-o", uncached,
                    "-q")[0] == 0
@@ -164,8 +164,8 @@ def test_review_writes_its_pictures_for_every_format(tmp_path, kind):
         with Image.open(review / name) as image:
             assert image.mode == "RGB" and image.width > 400
     summary = json.loads((review / "review.json").read_text())
-    assert summary["lowest_score"] and summary["lowest_confidence"]
-    assert not {"00000", "00006", "00012"} & set(summary["lowest_confidence"])   # keyframes are not "worst"
+    assert summary["lowest_score"] and summary["lowest_expected_score"]
+    assert not {"00000", "00006", "00012"} & set(summary["lowest_expected_score"])   # keyframes are not "worst"
     assert len(summary["per_frame"]) == 14
 
 
@@ -214,14 +214,14 @@ def test_cityscapes_label_ids_get_cityscapes_names_and_colours(tmp_path):
 
     fmt = LabelFormat("ids", ignore_index=255)
     ids = {7, 8, 11, 21, 23, 24, 26, 255}
-    names = _class_names(None, None, fmt, ids)
+    names = _class_names(None, None, fmt, ids, {})
     assert names[7] == "road" and names[26] == "car"
     colors = ClassColors.for_labels(fmt, ids, cityscapes=True)
     assert tuple(colors.colors[colors.index(np.array([7]))][0]) == (128, 64, 128)
-    assert _class_names(None, None, fmt, {1, 2, 3}) is None            # plain ids: no names invented
+    assert _class_names(None, None, fmt, {1, 2, 3}, {}) is None            # plain ids: no names invented
     (tmp_path / "keys").mkdir()
     (tmp_path / "names.csv").write_text("1,cat\n2,dog\n")
-    assert _class_names(None, tmp_path / "keys", fmt, {1, 2}) == {1: "cat", 2: "dog"}   # beside the keyframes
+    assert _class_names(None, tmp_path / "keys", fmt, {1, 2}, {}) == {1: "cat", 2: "dog"}   # beside the keyframes
 
 
 def test_demo_writes_scores_and_reviews_its_worst_frames(tmp_path):

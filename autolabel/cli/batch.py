@@ -169,11 +169,13 @@ def check_clips(jobs: list[ClipJob], out: Path, options: BatchOptions, as_json: 
             table.add_row(escape(state["clip"]), f"[{colour[state['state']]}]{state['state']}[/]",
                           escape(state["reason"] or ""))
         tables.print(table)
-    stale = [state["clip"] for state in states if state["state"] != "current"]
+    by_state = {name: [state["clip"] for state in states if state["state"] == name]
+                for name in ("current", "stale", "missing")}
     if not as_json:
-        console.print(f"{len(states) - len(stale)} current, {len(stale)} stale"
-                      + (f": {', '.join(stale)}" if stale else ""), highlight=False, markup=False)
-    raise typer.Exit(1 if stale else 0)
+        listed = "; ".join(f"{name}: {', '.join(by_state[name])}" for name in ("stale", "missing") if by_state[name])
+        console.print(", ".join(f"{len(clips)} {name}" for name, clips in by_state.items())
+                      + (f" ({listed})" if listed else ""), highlight=False, markup=False)
+    raise typer.Exit(1 if by_state["stale"] or by_state["missing"] else 0)
 
 
 def select_clips(dataset: Path, layout: str, shard: tuple[int, int] | None) -> list[ClipJob]:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from ..errors import InputError
-from ..progress import console
+from ..io.classnames import NAMES_HELP, NAMES_METAVAR
+from ..progress import console, counted
 from .main import app
 from .options import fail
 
@@ -27,6 +29,11 @@ def export_command(
                                     "to import into a CVAT task as 'Segmentation mask 1.1'."),
     train_ids: bool = typer.Option(False, "--train-ids", help="With --to cityscapes: write trainIds "
                                    "(_gtFine_trainIds.png, 255 for classes not evaluated) instead of labelIds."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the exported sequence (DIR/<name>/, "
+                                       "<name>.zip) when OUT is one clip (default: its video's name)."),
+    names: Optional[str] = typer.Option(None, "--names", metavar=NAMES_METAVAR,
+                                        help="With --to cvat: the CVAT labels' names. " + NAMES_HELP
+                                             + " Default: the names file the manifest recorded."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace files and folders of the same names in DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -42,12 +49,14 @@ def export_command(
             console.print(f"exporting {clip}", highlight=False, markup=False)
 
     try:
-        summary = export(out, target, to.value, train_ids=train_ids, overwrite=overwrite, on_clip=say)
-    except (InputError, ValueError) as error:
+        summary = export(out, target, to.value, train_ids=train_ids, overwrite=overwrite, name=name, names=names,
+                         on_clip=say)
+    except InputError as error:
         fail(error)
     if not quiet:
-        console.print(f"wrote {len(summary['written'])} {to.value} entries for {summary['clips']} clips to {target}",
-                      highlight=False, markup=False)
+        console.print(f"wrote {counted(summary['frames'], 'frame')} of {counted(summary['clips'], 'clip')} "
+                      f"({to.value}) to {target}: {', '.join(summary['written'][:3])}"
+                      f"{', …' if len(summary['written']) > 3 else ''}", highlight=False, markup=False)
 
 
 app.command("export")(export_command)

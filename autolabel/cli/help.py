@@ -1,7 +1,8 @@
 """How `--help` reads. typer's rich help shows a `<bool>` type for every flag, `<list[Path]>` for
 repeated values and `{name}` for a required argument in the usage line; these classes show
 flags bare, repeated values by their element type, and arguments the usual way (DATASET,
-[CLIPS]...). `App` makes every command of the app such a command."""
+[CLIPS]...). `App` makes every command of the app such a command; its group prints the help for
+a bare `autolabel` (exit 0) and ends every command through guard.py."""
 from __future__ import annotations
 
 from typing import get_args
@@ -15,8 +16,8 @@ HELP_OPTION_NAMES = ["-h", "--help"]
 def _tidy(param) -> None:
     if isinstance(param, TyperOption) and param.is_flag:
         param.metavar = ""  # a flag takes no value
-    elif isinstance(param, TyperArgument):
-        param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+    elif isinstance(param, TyperArgument):  # the name it was given (export's DIR), else the parameter's
+        param.metavar = param.metavar or param.name.upper() + ("..." if param.nargs != 1 else "")
     if param.type_descriptor.is_list:
         element = f"<{get_args(param.type_descriptor.annotation)[0].__name__.lower()}>"
         if isinstance(param, TyperOption):
@@ -48,7 +49,16 @@ class HelpCommand(_TidyHelp, TyperCommand):
 
 
 class HelpGroup(_TidyHelp, TyperGroup):
-    pass
+    def parse_args(self, ctx, args):
+        if not args:  # bare `autolabel`: the help, and success, as git and pip do
+            typer.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        from .guard import guarded  # every command's errors end the same way (guard.py)
+
+        return guarded(super().invoke, ctx)
 
 
 class App(typer.Typer):

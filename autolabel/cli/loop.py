@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
+from ..io.classnames import NAMES_HELP, NAMES_METAVAR
 from ..progress import Reporter, console
 from .main import app
 from .options import (FlowBackendName, FlowOption, FlowPreset, Fusion, IgnoreIndexOption, LabelFormatOption,
@@ -57,7 +58,7 @@ def suggest(
                                     ignore_index=ignore_index,
                                     flow_cache=FlowCache(flow_cache) if flow_cache else None,
                                     on_start=reporter.say, on_frame=reporter.frames)
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
@@ -73,19 +74,22 @@ def review(
                                          help="The frames (default: the video named in OUT/manifest.json)."),
     gt: Optional[Path] = typer.Option(None, "--gt", "-g", help="Ground-truth labels, same stems: adds the "
                                       "worst-scoring frames, an errors column and the score per frame."),
-    names: Optional[str] = typer.Option(None, "--names", help="Class names: a CSV of 'id,name' (or "
-                                        "'id,r,g,b,name') rows, or 'cityscapes'. Default: names.csv or classes.csv "
-                                        "beside --keyframes, else Cityscapes' names when the ids are labelIds."),
+    names: Optional[str] = typer.Option(None, "--names", metavar=NAMES_METAVAR,
+                                        help=NAMES_HELP + " Default: the names file the manifest recorded (names.csv "
+                                        "or classes.csv beside the keyframes), else Cityscapes' names when the ids "
+                                        "are labelIds."),
     keyframes: Optional[Path] = typer.Option(None, "--keyframes", "-k",
-                                             help="The keyframes folder, to find a names file beside it."),
+                                             help="The keyframes folder, to find a names file beside it (default: "
+                                                  "the one the manifest recorded)."),
     worst: int = typer.Option(6, "--worst", "-n", min=1, help="Frames per contact-sheet section."),
     fps: float = typer.Option(10.0, "--fps", min=1.0, help="Frame rate of overlay.mp4."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT/review if it exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """See a propagation result and find its errors: writes OUT/review/ with overlay.mp4 (labels,
-    outlines, doubtful pixels hatched), contact-sheet.png (the worst frames as frame | labels |
-    confidence, legend) and timeline.png (mean confidence per frame, keyframes marked).
+    outlines, doubtful pixels hatched), contact-sheet.png (the frames with the lowest expected score,
+    and with --gt the lowest true score, as frame | labels | confidence (| errors), legend) and
+    timeline.png (expected and true score per frame, keyframes marked).
     """
     from ..loop.review import review as review_result
 
@@ -93,8 +97,13 @@ def review(
         with Reporter("reviewing", quiet) as reporter:
             summary = review_result(out, video=video, gt=gt, names=names, keyframes=keyframes, worst=worst,
                                     fps=fps, overwrite=overwrite, on_frame=reporter.frames)
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
     if not quiet:
-        console.print(f"wrote {out / 'review'}: overlay.mp4, contact-sheet.png, timeline.png; lowest mean "
-                      f"confidence at {', '.join(summary['lowest_confidence'][:3])}", highlight=False)
+        console.print(f"wrote {out / 'review'}: overlay.mp4 ({summary['video_codec']}), contact-sheet.png, "
+                      f"timeline.png; lowest expected score at {', '.join(summary['lowest_expected_score'][:3])}",
+                      highlight=False, markup=False)
+    if summary["characters_not_drawn"]:
+        console.print(f"note: no font here draws {' '.join(summary['characters_not_drawn'])}; the pictures show "
+                      "'?' instead (install a font that has them, e.g. Noto Sans CJK, and rerun)",
+                      highlight=False, markup=False)

@@ -3,6 +3,7 @@ bench, train; `batch` is in batch.py). Heavy modules are imported inside the com
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -10,7 +11,8 @@ from typing import Optional
 import typer
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import DEBUG_VARIABLE, InputError
+from ..io.classnames import NAMES_HELP, NAMES_METAVAR
 from ..progress import Reporter, console, counted, tables
 from .help import App
 from .options import (AdaptOption, AdaptStepsOption, DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion,
@@ -22,7 +24,7 @@ app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
          "to every frame, a refiner repairs them with what the frames show, and every label comes with a "
          "confidence map.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    add_completion=False, pretty_exceptions_enable=False)
 
 
 def version_callback(value: bool) -> None:
@@ -33,8 +35,11 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", "-V", callback=version_callback, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
-    pass
+                                      help="Print the version and exit."),
+         debug: bool = typer.Option(False, "--debug", help="On an internal error, print the traceback (also "
+                                    "AUTOLABEL_DEBUG=1).")) -> None:
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"  # an environment variable, so batch worker processes see it too
 
 
 @app.command()
@@ -61,6 +66,9 @@ def propagate(
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="Keep optical flow in this folder and "
                                               "reuse what is there (e.g. from `autolabel suggest --flow-cache`)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in --out."),
+    accept_short_video: bool = typer.Option(False, "--accept-short-video",
+                                            help="Use a video that decodes to fewer frames than its container "
+                                                 "lists (cut short or damaged) as far as it decodes."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Propagate keyframe labels to every frame of a video.
@@ -80,8 +88,9 @@ def propagate(
                                 flow_cache=FlowCache(flow_cache) if flow_cache else None,
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
-                                command=command_line(), on_start=reporter.say, on_frame=reporter.frames)
-    except (InputError, ValueError) as error:
+                                command=command_line(), accept_short_video=accept_short_video,
+                                on_start=reporter.say, on_frame=reporter.frames)
+    except InputError as error:
         fail(error)
     except KeyboardInterrupt:
         interrupted("kept the previous results" if had_results else "no results written")
@@ -119,16 +128,18 @@ def evaluate(
     keyframes: Optional[Path] = typer.Option(None, "--keyframes", "-k",
                                              help="Keyframe folder: these frames are not scored (plain, cityscapes)."),
     confidence: Optional[Path] = typer.Option(None, "--confidence", "-c",
-                                              help="Confidence folder (e.g. OUT/confidence): adds calibration (ECE)."),
+                                              help="Confidence folder: adds calibration (ECE). Default: "
+                                                   "OUT/confidence when --pred is OUT/labels of a propagation."),
     manifest: Optional[Path] = typer.Option(None, "--manifest",
                                             help="Manifest for keyframes and distances to them (default: "
                                                  "PRED/../manifest.json)."),
     label_format: Optional[LabelKind] = typer.Option(None, "--label-format", help="Override the detected format."),
-    ignore_index: list[str] = typer.Option(["255"], "--ignore-index", metavar="ID[,ID…]",
-                                           help="Ground-truth ids that are not scored; repeat or separate by commas."),
-    names: Optional[str] = typer.Option(None, "--names", metavar="cityscapes|camvid|CSV",
-                                        help="Class names for the table: Cityscapes labelIds, CamVid's 11 classes, or "
-                                             "a CSV of id,name (default: Cityscapes names for Cityscapes files)."),
+    ignore_index: Optional[list[str]] = typer.Option(None, "--ignore-index", metavar="ID[,ID…]",
+                                                     help="Ground-truth ids that are not scored; repeat or separate "
+                                                          "by commas (default: the manifest's ignore id, else 255)."),
+    names: Optional[str] = typer.Option(None, "--names", metavar=NAMES_METAVAR,
+                                        help=NAMES_HELP + " Default: Cityscapes names for Cityscapes files, else "
+                                             "the names file the manifest recorded."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for scripts)."),
 ) -> None:
     """Score predicted labels against ground truth.
@@ -143,8 +154,8 @@ def evaluate(
     try:
         report = evaluate_folders(pred, gt, protocol=protocol.value, keyframes_dir=keyframes, confidence_dir=confidence,
                                   manifest_path=manifest, label_format=label_format.value if label_format else None,
-                                  ignore_index=parse_ids(ignore_index), names=names)
-    except (InputError, ValueError) as error:
+                                  ignore_index=parse_ids(ignore_index) if ignore_index else None, names=names)
+    except InputError as error:
         fail(error)
     if as_json:
         typer.echo(json.dumps(report, indent=1))
@@ -164,7 +175,7 @@ def demo(
 
     try:
         run_demo(out, keyframe_every=keyframe_every, overwrite=overwrite, command=command_line())
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
 
 
@@ -226,7 +237,7 @@ def bench(
             else:
                 console.print(f"{result['clip']}: {result['metric']} {result['score']:.1f}, "
                               f"{result['ratio_to_flow']:.2f}x flow", highlight=False)
-    except (InputError, ValueError) as error:
+    except InputError as error:
         fail(error)
     if not as_json:
         tables.print(results_table(results, settings, refiner))

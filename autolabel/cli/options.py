@@ -1,4 +1,4 @@
-"""What the commands share: option enums, typer options, `fail` (bad input: one line, exit 2),
+"""What the commands share: option enums, typer options, `fail` (bad input: one line, exit 2; in guard.py),
 and turning options into `Settings` and a refiner. """
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.text import Text
 
 from ..core.pipeline import Settings
 from ..errors import InputError
 from ..io.frames import IMAGE_FORMATS, VIDEO_FORMATS
 from ..progress import console
+from .guard import fail  # noqa: F401  re-exported: the commands import it from here
 
 
 class FlowBackendName(str, Enum):
@@ -39,12 +39,6 @@ class LabelKind(str, Enum):
     ids = "ids"
     binary = "binary"
     rgb = "rgb"
-
-
-def fail(error: Exception) -> None:
-    """One line, exit code 2: the contract for bad input."""
-    console.print(Text.assemble(("error: ", "red"), str(error)), soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def interrupted(what_remains: str) -> None:

@@ -24,10 +24,10 @@ from typing import Callable
 
 import cv2
 
-from ..errors import InputError
+from ..errors import InputError, describe
 from ..refiner.load import load_refiner
 from ..io.output import run_clip
-from .fingerprint import BatchOptions, complete_manifest, fingerprint, keyframe_paths, seal
+from .fingerprint import BatchOptions, complete_manifest, fingerprint, fingerprint_document, keyframe_paths, seal
 from .flowcache import FlowCache
 from .layouts import ClipJob, LabelNames
 
@@ -106,6 +106,7 @@ def run_job(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:
     started = time.perf_counter()
     out = out_root / job.out_subdir
     try:
+        document = fingerprint_document(job, options)
         stamp = fingerprint(job, options)
         manifest = complete_manifest(out, stamp) if options.resume else None
         if manifest is not None:
@@ -113,7 +114,7 @@ def run_job(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:
         manifest = propagate_clip(job, out, options)
         if job.label_names is not None:
             publish_label_names(out, job.label_names)
-        return report_line(job, "ok", seal(out, manifest, job, stamp), time.perf_counter() - started)
+        return report_line(job, "ok", seal(out, manifest, job, stamp, document), time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001 - any failure is this clip's, reported with it
         return failed_line(job, error, time.perf_counter() - started)
 
@@ -126,7 +127,7 @@ def report_line(job: ClipJob, status: str, manifest: dict, seconds: float) -> di
 
 
 def failed_line(job: ClipJob, error: Exception | str, seconds: float = 0.0) -> dict:
-    message = str(error) if isinstance(error, (InputError, str)) else f"{type(error).__name__}: {error}"
+    message = error if isinstance(error, str) else describe(error)  # the line a command would print
     return {"clip": job.name, "status": "failed", "frames": None, "seconds": round(seconds, 2),
             "mean_confidence": None, "error": message}
 

@@ -93,6 +93,15 @@ def _files_in(folder: Path) -> list[Path]:
 
 
 def fingerprint(job: ClipJob, options: BatchOptions) -> str:
+    return _digest(fingerprint_document(job, options))
+
+
+def _digest(document: dict) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def fingerprint_document(job: ClipJob, options: BatchOptions) -> dict:
+    """What the fingerprint is a digest of; the sealed manifest keeps it, so `--check` can say what changed."""
     frames, keyframes = input_files(job)
 
     def described(path: Path) -> list:
@@ -113,7 +122,37 @@ def fingerprint(job: ClipJob, options: BatchOptions) -> str:
         if not is_classic(options.refiner):   # a learned refiner's output depends on the device
             from ..refiner.weights import resolve_device
             document["refiner"] += [str(resolve_device(options.device)), options.adapt_steps]
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    return document
+
+
+def what_changed(before: dict | None, now: dict) -> str:
+    """The first input file or setting that differs between two fingerprint documents, in words."""
+    if not isinstance(before, dict):
+        return "made from other inputs or settings (an older manifest does not say which)"
+    for key in ("frames", "keyframes"):
+        old = {entry[0]: entry for entry in before.get(key, [])}
+        new = {entry[0]: entry for entry in now.get(key, [])}
+        what = "frame" if key == "frames" else "keyframe label"
+        for name in sorted(set(old) | set(new), key=natural_key):
+            if name not in old:
+                return f"{what} {name} is new"
+            if name not in new:
+                return f"{what} {name} is gone"
+            if old[name] != new[name]:
+                return f"{what} {name} changed ({'size' if old[name][1] != new[name][1] else 'modification time'})"
+    for key in sorted(set(before) | set(now)):
+        if key in ("frames", "keyframes") or before.get(key) == now.get(key):
+            continue
+        if key == "settings":
+            differs = [name for name in sorted(set(before[key]) | set(now[key]))
+                       if before[key].get(name) != now[key].get(name)]
+            return ", ".join(f"setting {name}: {before[key].get(name)} then, {now[key].get(name)} now"
+                             for name in differs)
+        if key == "refiner":
+            return "refiner: " + ("not used then" if key not in before else "not used now" if key not in now
+                                  else "other weights, --adapt, --adapt-steps or device")
+        return f"{key.replace('_', ' ')}: {before.get(key)} then, {now.get(key)} now"
+    return "made from other inputs or settings"
 
 
 # ------------------------------------------------------------------ resume and sealing
@@ -128,9 +167,11 @@ def complete_manifest(out: Path, stamp: str) -> dict | None:
     return manifest if isinstance(manifest, dict) and manifest.get("fingerprint") == stamp else None
 
 
-def seal(out: Path, manifest: dict, job: ClipJob, stamp: str) -> dict:
-    """Rewrite the manifest with the fingerprint, atomically: from now on the clip counts as complete."""
-    sealed = {**manifest, "clip": job.name, "video": str(job.video), "fingerprint": stamp}
+def seal(out: Path, manifest: dict, job: ClipJob, stamp: str, document: dict | None = None) -> dict:
+    """Rewrite the manifest with the fingerprint (and what it is a digest of), atomically: from now on
+    the clip counts as complete."""
+    sealed = {**manifest, "clip": job.name, "video": str(job.video), "fingerprint": stamp,
+              **({"fingerprint_of": document} if document is not None else {})}
     temporary = out / ".manifest.json.tmp"
     temporary.write_text(json.dumps(sealed, indent=1) + "\n")
     os.replace(temporary, out / "manifest.json")
@@ -149,14 +190,20 @@ def clip_state(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:
     """
     out = out_root / job.out_subdir
     try:
-        stamp = fingerprint(job, options)
+        document = fingerprint_document(job, options)
     except (InputError, OSError, ValueError) as error:
         return {"clip": job.name, "state": "stale", "reason": f"inputs unreadable: {error}"}
     if not (out / "manifest.json").is_file():
         return {"clip": job.name, "state": "missing", "reason": "no results"}
-    manifest = complete_manifest(out, stamp)
+    manifest = complete_manifest(out, _digest(document))
     if manifest is None:
-        return {"clip": job.name, "state": "stale", "reason": "made from other inputs or settings"}
+        try:
+            before = json.loads((out / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return {"clip": job.name, "state": "stale", "reason": "manifest.json unreadable"}
+        if not isinstance(before, dict) or "fingerprint" not in before:
+            return {"clip": job.name, "state": "stale", "reason": "incomplete: not sealed by a finished batch run"}
+        return {"clip": job.name, "state": "stale", "reason": what_changed(before.get("fingerprint_of"), document)}
     absent = [f"{folder}/{frame['stem']}.png" for frame in manifest.get("frames", [])
               for folder in ("labels", "confidence") if not (out / folder / f"{frame['stem']}.png").is_file()]
     if absent:

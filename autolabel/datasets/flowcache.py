@@ -9,6 +9,10 @@ Every entry is written to a temporary file beside its final name and renamed
 into place, so concurrent writers (threads, processes, machines sharing the
 folder) and killed runs never leave a half-written entry under a final name.
 Two writers of one entry write the same bytes, so whichever rename lands last wins harmlessly.
+
+An entry takes 8 bytes a pixel of the (scaled) frame: two directions of float16 (x, y), about
+3.3 MB a frame pair at 854x480. A hit touches the entry, so `prune` removes the least recently
+used first; a pruned entry only costs its flow again.
 """
 from __future__ import annotations
 
@@ -49,6 +53,10 @@ class FlowCache:
             self.misses += 1
             return None
         self.hits += 1
+        try:
+            os.utime(self.path(gray_a, gray_b, key))  # recently used: pruned last
+        except OSError:  # a read-only cache still serves
+            pass
         return pair[0], pair[1]
 
     def save(self, gray_a: np.ndarray, gray_b: np.ndarray, key: str,
@@ -64,3 +72,27 @@ class FlowCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+    def entries(self) -> list[tuple[float, int, Path]]:
+        """(last used, bytes, path) of every entry, least recently used first."""
+        found = []
+        for path in self.root.glob("??/*.npy"):
+            try:
+                stat = path.stat()
+            except OSError:  # removed meanwhile by another pruner
+                continue
+            found.append((stat.st_mtime, stat.st_size, path))
+        return sorted(found)
+
+    def prune(self, max_bytes: int) -> dict:
+        """Remove the least recently used entries until the cache holds at most `max_bytes`."""
+        entries = self.entries()
+        total = sum(size for _, size, _ in entries)
+        removed = freed = 0
+        for _, size, path in entries:
+            if total - freed <= max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            removed += 1
+            freed += size
+        return {"entries": len(entries) - removed, "bytes": total - freed, "removed": removed, "freed": freed}

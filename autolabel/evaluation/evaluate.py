@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..io.frames import IMAGE_SUFFIXES, natural_key
+from ..progress import counted
 from ..io.labels import detect_format, read_label
 from ..io.classnames import CITYSCAPES_EVALUATED, class_names, looks_like_cityscapes
 from .metrics import Scorer
@@ -45,15 +46,33 @@ def label_files(folder: str | Path, what: str) -> dict[str, Path]:
     return by_stem
 
 
-def read_manifest(path: Path) -> tuple[dict[str, dict], set[int] | None]:
-    """(frame key -> the manifest's record of that frame, the keyframes' class ids if recorded)."""
+def read_manifest(path: Path) -> tuple[dict[str, dict], set[int] | None, dict]:
+    """(frame key -> the manifest's record of that frame, the keyframes' class ids if recorded, the manifest)."""
     try:
         manifest = json.loads(path.read_text())
         frames = {frame_key(str(frame["stem"])): frame for frame in manifest["frames"]}
         class_ids = manifest.get("class_ids")
-        return frames, None if class_ids is None else {int(i) for i in class_ids}
+        return frames, None if class_ids is None else {int(i) for i in class_ids}, manifest
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InputError(path, f"cannot read manifest ({type(error).__name__}: {error})") from None
+
+
+def by_number(keys, reference) -> dict[str, str]:
+    """key -> the reference key it stands for: itself, or the one reference key with the same number
+    (00005 is frame 000005), find_keyframes' rule; keys that match neither are left out."""
+    reference = list(reference)
+    known = set(reference)
+    numbered: dict[int, list[str]] = {}
+    for key in reference:
+        if key.isdigit():
+            numbered.setdefault(int(key), []).append(key)
+    matched = {}
+    for key in keys:
+        if key in known:
+            matched[key] = key
+        elif key.isdigit() and len(numbered.get(int(key), [])) == 1:
+            matched[key] = numbered[int(key)][0]
+    return matched
 
 
 def distances_from_keyframes(stems, keyframe_stems: set[str]) -> dict[str, int]:
@@ -101,33 +120,53 @@ def find_prediction(pred_files: dict[str, Path], key: str, pred_dir, gt_path: Pa
 
 
 def evaluate(pred_dir, gt_dir, *, protocol: str = "plain", keyframes_dir=None, confidence_dir=None,
-             manifest_path=None, label_format: str | None = None, ignore_index: int | list[int] | None = 255,
+             manifest_path=None, label_format: str | None = None, ignore_index: int | list[int] | None = None,
              color_table=None, names: str | Path | None = None) -> dict:
     """Score the label PNGs in `pred_dir` against those in `gt_dir` (matched by frame).
 
     plain (and cityscapes): keyframes (in `keyframes_dir`, or `keyframe: true` in the manifest) are
     not scored. The manifest is `manifest_path`, else `pred_dir/../manifest.json` if it exists; its
     `distance` per frame groups the scores, else distances come from the keyframes. davis: the
-    official frame window instead (protocols.py). `ignore_index`: one id or several. `names`:
-    'cityscapes', 'camvid' or an `id,name` CSV (Cityscapes names are used for Cityscapes files).
+    official frame window instead (protocols.py). `ignore_index`: one id or several ([]: none; None: the
+    manifest's, else 255). `confidence_dir`: default OUT/confidence when the predictions are OUT/labels
+    beside a manifest. `names`: 'cityscapes', 'camvid' or an `id,name` CSV (default: Cityscapes names for
+    Cityscapes files, else the names file the manifest recorded). Ground-truth files are matched to
+    predictions by stem, or by frame number when unambiguous (00005.png is frame 000005). `notes` in
+    the report say where settings came from.
     Returns the report: `Scorer.result()` or the DAVIS measures, plus `protocol` and `headline`.
     """
     if protocol not in PROTOCOLS:
         raise InputError(protocol, f"unknown protocol; choose one of {', '.join(PROTOCOLS)}")
     pred_files = label_files(pred_dir, "prediction")
-    gt_files = label_files(gt_dir, "ground-truth")
+    gt_files, renamed = match_by_number(label_files(gt_dir, "ground-truth"), pred_files)
+    notes = [f"{counted(renamed, 'ground-truth file')} matched to predictions by frame number "
+             f"(leading zeros aside)"] if renamed else []
     if protocol == "davis":
-        return evaluate_davis(pred_files, gt_files, pred_dir, gt_dir, label_format)
+        return evaluate_davis(pred_files, gt_files, pred_dir, gt_dir, label_format) | {"notes": notes}
 
-    ignore_ids = [ignore_index] if isinstance(ignore_index, int) else list(ignore_index or [])
-    keyframe_keys = set(label_files(keyframes_dir, "keyframe")) if keyframes_dir is not None else set()
-    if manifest_path is not None:
-        if not Path(manifest_path).is_file():
-            raise InputError(manifest_path, "manifest does not exist")
-        manifest, keyframe_classes = read_manifest(Path(manifest_path))
-    else:  # `autolabel propagate` writes out/labels next to out/manifest.json
+    keyframe_keys = set(by_number(label_files(keyframes_dir, "keyframe"), pred_files).values()) \
+        if keyframes_dir is not None else set()
+    if manifest_path is None:  # `autolabel propagate` writes out/labels next to out/manifest.json
         beside_predictions = Path(pred_dir).resolve().parent / "manifest.json"
-        manifest, keyframe_classes = read_manifest(beside_predictions) if beside_predictions.is_file() else ({}, None)
+        manifest_path = beside_predictions if beside_predictions.is_file() else None
+    elif not Path(manifest_path).is_file():
+        raise InputError(manifest_path, "manifest does not exist")
+    manifest, keyframe_classes, recorded = read_manifest(Path(manifest_path)) if manifest_path else ({}, None, {})
+    if ignore_index is None:  # not given: what the propagation used, else 255
+        recorded_ignore = recorded.get("settings", {}).get("ignore_index")
+        ignore_index = 255 if recorded_ignore is None else int(recorded_ignore)
+        ignore_note = f"ignore id {ignore_index}: " + ("the default" if recorded_ignore is None else
+                                                       f"from {manifest_path} (--ignore-index overrides it)")
+    else:
+        ignore_note = None
+    ignore_ids = [ignore_index] if isinstance(ignore_index, int) else list(ignore_index or [])
+    if confidence_dir is None and manifest_path and Path(pred_dir).name == "labels" \
+            and (Path(pred_dir).parent / "confidence").is_dir():
+        confidence_dir = Path(pred_dir).parent / "confidence"
+        notes.append(f"confidence: {confidence_dir} (beside the predictions)")
+    if names is None and recorded.get("names") and Path(recorded["names"]).is_file():
+        names = recorded["names"]
+        notes.append(f"class names: {names} (recorded in the manifest)")
     keyframe_keys |= {key for key, frame in manifest.items() if frame.get("keyframe")}
     if manifest:
         distances = {key: int(frame["distance"]) for key, frame in manifest.items() if "distance" in frame}
@@ -142,6 +181,8 @@ def evaluate(pred_dir, gt_dir, *, protocol: str = "plain", keyframes_dir=None, c
 
     fmt = detect_format(list(gt_files.values()), kind=label_format, ignore_index=ignore_ids[0] if ignore_ids else None,
                         color_table=color_table)
+    if ignore_note and fmt.ignore_index is not None:  # binary masks have no ignore id to speak of
+        notes.insert(0, ignore_note)
     if protocol == "cityscapes" and fmt.kind != "ids":
         raise InputError(gt_dir, f"Cityscapes ground truth is grayscale labelIds, not {fmt.describe()}")
     scorer = Scorer(fmt.is_object_format, ignore_ids if fmt.ignore_index is not None else None,
@@ -180,7 +221,17 @@ def evaluate(pred_dir, gt_dir, *, protocol: str = "plain", keyframes_dir=None, c
         "format": fmt.describe(),
         "skipped_predictions": len(set(pred_files) - set(gt_files)),
         "keyframes_excluded": len(set(gt_files) & keyframe_keys),
+        "notes": notes,
     }
+
+
+def match_by_number(gt_files: dict[str, Path], pred_files: dict[str, Path]) -> tuple[dict[str, Path], int]:
+    """Ground-truth files keyed by their prediction's key (by_number), and how many needed the number."""
+    matched = by_number(gt_files, pred_files)
+    renamed = sum(key != target for key, target in matched.items())
+    if not renamed or len(set(matched.values())) != len(matched):
+        return gt_files, 0
+    return {matched.get(key, key): path for key, path in gt_files.items()}, renamed
 
 
 def evaluate_davis(pred_files: dict[str, Path], gt_files: dict[str, Path], pred_dir, gt_dir,

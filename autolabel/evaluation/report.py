@@ -1,6 +1,7 @@
 """`evaluate`'s report as terminal tables: the protocol's headline first, then the details."""
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 PROTOCOL_NOTES = {
@@ -43,6 +44,8 @@ def report_table(report: dict) -> list[Table]:
         summary.add_row(f"so {metric} can reach at most (%)", _number(report["max_reachable"]))
     if report.get("format"):
         summary.add_row("format", report["format"])
+    for note in report.get("notes", []):
+        summary.add_row("note", escape(note))
     tables = [summary]
 
     names = report.get("class_names", {})
@@ -94,6 +97,8 @@ def davis_tables(report: dict) -> list[Table]:
     summary.add_row("frames scored", f"{report['frames_scored']} ({report['window'][0]} … {report['window'][1]})")
     summary.add_row("objects", str(report["objects"]))
     summary.add_row("format", report["format"])
+    for note in report.get("notes", []):
+        summary.add_row("note", escape(note))
     per_object = Table(title="Per object (the official per-sequence rows)")
     for column in ("Object", "J-Mean (%)", "F-Mean (%)", "J-Recall (%)", "J-Decay (%)"):
         per_object.add_column(column, justify="right")

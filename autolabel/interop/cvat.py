@@ -24,23 +24,34 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
 from ..io.labels import LabelFormat, davis_palette
-from ..io.classnames import CITYSCAPES_LABELS, looks_like_cityscapes
+from ..io.classnames import CITYSCAPES_LABELS, class_names, looks_like_cityscapes
 from ..io.results import ClipResult
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)   # fixed, so that the same labels give the same bytes
 
 
-def cvat_labels(clip: ClipResult, fmt: LabelFormat) -> tuple[list[str], dict[int, int]]:
-    """(label names in label order, our id -> label number)."""
+def cvat_labels(clip: ClipResult, fmt: LabelFormat, names: str | None = None) -> tuple[list[str], dict[int, int]]:
+    """(label names in label order, our id -> label number). Class names: `names` (as --names takes
+    them), else the names file the manifest recorded, else Cityscapes' for Cityscapes frames. For
+    classes, the ignore id (CamVid's void) is a label of its own, so that it survives a correction in
+    CVAT; for objects it is background, as the DAVIS evaluation counts it."""
     class_ids = [int(i) for i in clip.manifest.get("class_ids", [])]
     if fmt.is_object_format:
         objects = [i for i in class_ids if i != 0]
-        names = ["background"] + [f"object {1 if fmt.kind == 'binary' else i}" for i in objects]
-        return names, {0: 0} | {object_id: number for number, object_id in enumerate(objects, 1)}
-    known = {label.id: label.name for label in CITYSCAPES_LABELS} if looks_like_cityscapes(clip.stems) else {}
-    names = ["background"] + [known.get(i, f"class {i}") for i in class_ids]
-    return names, {class_id: number for number, class_id in enumerate(class_ids, 1)}
+        labels = ["background"] + [f"object {1 if fmt.kind == 'binary' else i}" for i in objects]
+        return labels, {0: 0} | {object_id: number for number, object_id in enumerate(objects, 1)}
+    recorded = clip.manifest.get("names")
+    if names is None and recorded and Path(recorded).is_file():
+        names = recorded
+    known = class_names(names) if names is not None else \
+        {label.id: label.name for label in CITYSCAPES_LABELS} if looks_like_cityscapes(clip.stems) else {}
+    if fmt.ignore_index is not None and fmt.ignore_index not in class_ids:
+        class_ids.append(fmt.ignore_index)
+    labels = ["background"] + [known.get(i, f"unlabeled {i}" if i == fmt.ignore_index else f"class {i}")
+                               for i in class_ids]
+    return labels, {class_id: number for number, class_id in enumerate(class_ids, 1)}
 
 
 def label_numbers(ids: np.ndarray, number_of: dict[int, int]) -> np.ndarray:
@@ -67,9 +78,9 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 def export_cvat(clip: ClipResult, staging: Path, options: dict) -> list[str]:
     fmt = clip.label_format()
-    names, number_of = cvat_labels(clip, fmt)
+    names, number_of = cvat_labels(clip, fmt, options.get("names"))
     if len(names) > 255:
-        raise ValueError(f"{clip.folder}: {len(names) - 1} classes; a Segmentation mask PNG holds at most 255")
+        raise InputError(clip.folder, f"{len(names) - 1} classes; a Segmentation mask PNG holds at most 255")
     palette = davis_palette()
     colours = [tuple(palette[3 * n:3 * n + 3]) for n in range(len(names))]
     zip_name = clip.name.replace("/", "_") + ".zip"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -91,13 +92,23 @@ EXPORTERS: dict[str, Callable[[ClipResult, Path, dict], list[str]]] = {
 
 
 def export(out: str | Path, target: str | Path, to: str, *, train_ids: bool = False, overwrite: bool = False,
+           name: str | None = None, names: str | None = None,
            on_clip: Callable[[str], None] = lambda name: None) -> dict:
-    """Export every clip of OUT into TARGET in format `to`; returns {"clips": n, "written": [top-level names]}."""
+    """Export every clip of OUT into TARGET in format `to`; returns {"clips": n, "frames": n, "written":
+    [top-level names]}. A single clip is named after its video, or `name`; `names`: class names for CVAT."""
     if to not in EXPORTERS:
         raise InputError(to, f"unknown export format; choose one of {', '.join(EXPORTERS)}")
     if train_ids and to != "cityscapes":
         raise InputError("--train-ids", "only applies to --to cityscapes")
+    if names is not None and to != "cvat":
+        raise InputError("--names", "only applies to --to cvat")
     clips = find_results(out)
+    if name is not None:
+        if len(clips) != 1:
+            raise InputError(out, f"--name names one clip; this folder holds {len(clips)}")
+        if not name or "/" in name or name.startswith("."):
+            raise InputError("--name", f"{name!r} is not a plain file name")
+        clips = [replace(clips[0], name=name)]
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise InputError(target, "exists and is not a folder")
@@ -110,7 +121,7 @@ def export(out: str | Path, target: str | Path, to: str, *, train_ids: bool = Fa
         written: list[str] = []
         for clip in clips:
             on_clip(clip.name)
-            written += EXPORTERS[to](clip, staging, {"train_ids": train_ids})
+            written += EXPORTERS[to](clip, staging, {"train_ids": train_ids, "names": names})
         written = sorted(set(written))
         clashes = [name for name in written if (target / name).exists()]
         if clashes and not overwrite:
@@ -126,4 +137,4 @@ def export(out: str | Path, target: str | Path, to: str, *, train_ids: bool = Fa
             shutil.rmtree(target, ignore_errors=True)
         raise
     shutil.rmtree(staging)
-    return {"clips": len(clips), "written": written, "format": to}
+    return {"clips": len(clips), "frames": sum(len(clip.stems) for clip in clips), "written": written, "format": to}

@@ -76,12 +76,32 @@ def read_names(path: str | Path) -> dict[int, str]:
     return names
 
 
+# The built-in name sets every `--names` option takes (evaluate, review, export), besides a CSV file.
+BUILTIN_NAMES = {
+    "cityscapes": {label.id: label.name for label in CITYSCAPES_LABELS},   # labelIds
+    "camvid": dict(enumerate(CAMVID_NAMES)),                               # 11 classes, 11 = void
+}
+NAMES_METAVAR = "|".join(BUILTIN_NAMES) + "|CSV"
+NAMES_HELP = ("Class names: " + ", ".join(BUILTIN_NAMES) + " (built in), or a CSV of 'id,name' (or "
+              "'id,r,g,b,name') rows.")
+NAMES_FILES = ("names.csv", "classes.csv")  # picked up beside the keyframes on their own
+
+
 def class_names(source: str | Path | None) -> dict[int, str]:
-    """id -> name for `--names`: 'cityscapes' (labelIds), 'camvid' (11 classes), or a CSV file."""
+    """id -> name for `--names`: a built-in set (BUILTIN_NAMES) or a CSV file."""
     if source is None:
         return {}
-    if str(source) == "cityscapes":
-        return {label.id: label.name for label in CITYSCAPES_LABELS}
-    if str(source) == "camvid":
-        return dict(enumerate(CAMVID_NAMES))
+    if str(source) in BUILTIN_NAMES:
+        return dict(BUILTIN_NAMES[str(source)])
     return read_names(source)
+
+
+def names_beside(keyframes: str | Path | None) -> Path | None:
+    """A names file in the keyframes' folder or its parent, if there is one."""
+    if keyframes is None:
+        return None
+    for folder in (Path(keyframes), Path(keyframes).parent):
+        for name in NAMES_FILES:
+            if (folder / name).is_file():
+                return folder / name
+    return None

@@ -5,11 +5,16 @@ frame, so a clip of any length streams through in bounded memory.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Iterator
 
-import cv2
+# FFmpeg inside OpenCV prints its own lines past Python ("[mjpeg @ 0x…] overread 8" for a cut file);
+# quiet them before any video is opened: the probe below says what they mean in one line of ours.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import cv2  # noqa: E402
 import numpy as np
 from PIL import Image
 
@@ -62,8 +67,12 @@ def _check_headers(files: list[Path], width: int, height: int) -> None:
 class FrameSource:
     """A clip's frames, addressed by index, with a stem per frame for naming outputs."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, accept_short: bool = False):
+        """`accept_short`: a video that decodes to fewer frames than its container lists (cut short,
+        damaged) is used as far as it decodes instead of refused."""
         self.path = Path(path)
+        self.accept_short = accept_short
+        self.frames_listed: int | None = None  # a video's frame count as its container lists it
         if not self.path.exists():
             raise InputError(self.path, "no such file or folder")
         if self.path.is_dir():
@@ -103,7 +112,12 @@ class FrameSource:
         count = 1
         while capture.grab():
             count += 1
+        listed = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         capture.release()
+        self.frames_listed = listed if listed > 0 else None  # some containers don't say
+        if listed > count and not self.accept_short:  # more listed than decoded: cut short or damaged
+            raise InputError(self.path, f"decodes to {count} of the {listed} frames its container lists (cut short "
+                                        f"or damaged); pass --accept-short-video to use the {count} frames")
         return count, cv2.cvtColor(first, cv2.COLOR_BGR2RGB)
 
     def read(self, index: int) -> np.ndarray:

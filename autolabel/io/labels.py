@@ -26,6 +26,7 @@ class LabelFormat:
     palette: tuple[int, ...] | None = None      # palette kind: 768 ints, kept on write
     colors: tuple[tuple[int, int, int], ...] = field(default=())  # rgb kind: id -> colour
     sixteen_bit: bool = False                   # ids kind stored as 16-bit PNG
+    stored_rgb: bool = False                    # binary or ids stored as grey RGB pixels: written back as RGB
 
     @property
     def is_object_format(self) -> bool:
@@ -37,6 +38,8 @@ class LabelFormat:
                 "binary": "binary mask (0 background, 255 object)", "rgb": "RGB colour-coded PNG"}[self.kind]
         if self.kind == "rgb":
             text += f", {len(self.colors)} colours"
+        if self.stored_rgb:
+            text += ", stored as grey RGB"
         if self.ignore_index is not None:
             text += f", ignore id {self.ignore_index}"
         return text
@@ -95,6 +98,51 @@ def read_color_table(path: str | Path) -> tuple[tuple[int, int, int], ...]:
     return tuple(rows[i] for i in range(len(rows)))
 
 
+# A colour-coded label whose colours are mostly found only on boundaries was smoothed (resized
+# bilinearly, drawn anti-aliased): the blends of two classes' colours are not classes. Real label
+# sets with hundreds of ids (panoptic, instances) give every colour an inside, so they pass.
+ANTIALIASED_MIN_COLOURS = 64
+ANTIALIASED_EDGE_SHARE = 0.5
+
+
+def _packed(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 bytes -> HxW int32 0xRRGGBB, one number per colour."""
+    return (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+
+
+def _unpacked(packed) -> list[tuple[int, int, int]]:
+    return [(int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255) for c in packed]
+
+
+def _refuse_antialiased(path: Path, packed: np.ndarray) -> None:
+    colours = np.unique(packed)
+    if len(colours) < ANTIALIASED_MIN_COLOURS:
+        return
+    edge = np.zeros(packed.shape, bool)  # pixels next to a pixel of another colour
+    across, down = packed[:, 1:] != packed[:, :-1], packed[1:] != packed[:-1]
+    edge[:, 1:] |= across
+    edge[:, :-1] |= across
+    edge[1:] |= down
+    edge[:-1] |= down
+    edge_only = len(colours) - len(np.unique(packed[~edge]))
+    if edge_only > ANTIALIASED_EDGE_SHARE * len(colours):
+        raise InputError(path, f"RGB colour-coded label with {len(colours)} colours, {edge_only} of them only along "
+                               "edges: almost certainly anti-aliased (smoothed when resized or drawn), and blended "
+                               "colours are not classes. Save the labels with nearest-neighbour resizing, or give "
+                               "--color-table id,r,g,b with the classes' colours")
+
+
+def _check_in_table(path: Path, rgb: np.ndarray, packed: np.ndarray, table, table_path) -> None:
+    """Name the keyframe and the first pixel (in reading order) whose colour the table lacks."""
+    known = np.array(sorted(int(c) for c in _packed(np.asarray(table, dtype=np.uint8))), dtype=np.int32)
+    unknown = ~np.isin(packed, known)
+    if unknown.any():
+        y, x = np.argwhere(unknown)[0]
+        colours = len(np.unique(packed[unknown]))
+        raise InputError(path, f"colour {tuple(rgb[y, x].tolist())} at x={x}, y={y} is not in the colour table "
+                               f"{Path(table_path).name} ({int(unknown.sum())} pixels of {colours} such colours)")
+
+
 def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: int | None = 255,
                   color_table: str | Path | None = None) -> LabelFormat:
     """Look at every keyframe label (one at a time) and settle on one format.
@@ -104,14 +152,21 @@ def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: i
     """
     if kind is not None and kind not in KINDS:
         raise InputError(kind, f"unknown label format; choose one of {', '.join(KINDS)}")
-    kinds, values, colors, palette, sixteen_bit = {}, set(), set(), None, False
+    kinds, values, colors, palette, sixteen_bit, modes = {}, set(), set(), None, False, set()
+    table = read_color_table(color_table) if color_table and kind in (None, "rgb") else None
     for path in paths:
         image = _open(path)
         file_kind = _file_kind(image, path)
         kinds.setdefault(file_kind, path)
+        modes.add(image.mode)
         raw = _raw(image, file_kind)
         if file_kind == "rgb":
-            colors.update(map(tuple, np.unique(raw.reshape(-1, 3), axis=0).tolist()))
+            packed = _packed(raw)
+            if table is not None:
+                _check_in_table(path, raw, packed, table, color_table)
+            else:
+                _refuse_antialiased(path, packed)
+            colors.update(_unpacked(np.unique(packed)))
         else:
             values.update(np.unique(raw).tolist())
             sixteen_bit |= raw.dtype != np.uint8
@@ -127,16 +182,13 @@ def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: i
         if kind is None:  # grayscale: a 0/255 mask is binary, anything else is ids
             kind = "binary" if values <= {0, 255} and 255 in values else "ids"
     if kind == "rgb":
-        table = read_color_table(color_table) if color_table else tuple(sorted(colors))
-        unknown = colors - set(table)
-        if unknown:
-            raise InputError(color_table or paths[0], f"colour {sorted(unknown)[0]} is not in the colour table")
-        return LabelFormat("rgb", ignore_index=ignore_index, colors=table)
+        return LabelFormat("rgb", ignore_index=ignore_index, colors=table or tuple(sorted(colors)))
+    stored_rgb = bool(modes) and modes <= {"RGB", "RGBA"} and not sixteen_bit  # keep the format that came in
     if kind == "binary":
-        return LabelFormat("binary")
+        return LabelFormat("binary", stored_rgb=stored_rgb)
     if kind == "palette":
         return LabelFormat("palette", ignore_index=ignore_index, palette=palette)
-    return LabelFormat("ids", ignore_index=ignore_index, sixteen_bit=sixteen_bit)
+    return LabelFormat("ids", ignore_index=ignore_index, sixteen_bit=sixteen_bit, stored_rgb=stored_rgb)
 
 
 def read_label(path: Path, fmt: LabelFormat) -> np.ndarray:
@@ -144,7 +196,7 @@ def read_label(path: Path, fmt: LabelFormat) -> np.ndarray:
     image = _open(path)
     if fmt.kind == "rgb":
         rgb = np.asarray(image.convert("RGB"))
-        packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+        packed = _packed(rgb)
         table = np.array([(r << 16) | (g << 8) | b for r, g, b in fmt.colors], dtype=np.int32)
         order = np.argsort(table)
         position = np.clip(np.searchsorted(table[order], packed), 0, len(table) - 1)
@@ -152,7 +204,7 @@ def read_label(path: Path, fmt: LabelFormat) -> np.ndarray:
         bad = table[ids] != packed
         if bad.any():
             y, x = np.argwhere(bad)[0]
-            raise InputError(path, f"colour {tuple(rgb[y, x])} at x={x}, y={y} is not in the colour table")
+            raise InputError(path, f"colour {tuple(rgb[y, x].tolist())} at x={x}, y={y} is not in the colour table")
         return ids.astype(np.int32)
     kind = "palette" if fmt.kind == "palette" else _file_kind(image, path)
     if kind == "rgb" or (fmt.kind == "palette") != (image.mode == "P"):
@@ -182,6 +234,8 @@ def encode_label(ids: np.ndarray, fmt: LabelFormat) -> Image.Image:
         return Image.fromarray(np.asarray(fmt.colors, dtype=np.uint8)[ids], mode="RGB")
     if fmt.kind == "ids" and fmt.sixteen_bit:
         return Image.fromarray(ids.astype(np.uint16))
+    if fmt.stored_rgb:
+        return Image.fromarray(np.repeat(ids.astype(np.uint8)[..., None], 3, axis=2), mode="RGB")
     image = Image.fromarray(ids.astype(np.uint8), mode="L")
     if fmt.kind == "palette" and fmt.palette:
         image.putpalette(list(fmt.palette))  # makes it a "P" image with the user's colours

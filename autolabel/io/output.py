@@ -20,11 +20,13 @@ from .. import __version__
 from ..core.pipeline import Propagator, Settings
 from ..errors import InputError
 from ..progress import counted
+from .classnames import names_beside
 from .frames import FrameSource
 from .keyframes import find_keyframes, load_keyframes, matched_by_number
 from .labels import write_confidence, write_label
 
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
+DERIVED_NAMES = ("review",)  # made from the results (review's pictures): replaced results take them along
 STAGING = ".autolabel-staging"
 
 
@@ -55,6 +57,7 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
              settings: Settings = Settings(),
              label_format: str | None = None, ignore_index: int | None = 255, color_table=None,
              refiner=None, flow_cache=None, overwrite: bool = False, command: str | None = None,
+             accept_short_video: bool = False,
              on_start: Callable[[str], None] = lambda message: None,
              on_frame: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Propagate `keyframes` (a folder, or {frame index: label path}) through `video` into `out`.
@@ -64,9 +67,13 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
     out = Path(out)
     check_output(out, overwrite)
     created_out = not out.exists()
-    source = FrameSource(video)
+    source = FrameSource(video, accept_short=accept_short_video)
     try:
+        if source.frames_listed and source.frames_listed > len(source):
+            on_start(f"{video}: using the {len(source)} frames that decode of the {source.frames_listed} listed")
         paths = keyframes if isinstance(keyframes, dict) else find_keyframes(keyframes, source.stems)
+        keyframes_dir = Path(keyframes) if not isinstance(keyframes, dict) else next(iter(paths.values())).parent
+        names = names_beside(keyframes_dir)  # recorded, so that review and export find the class names
         if not isinstance(keyframes, dict) and (note := matched_by_number(paths, source.stems)):
             on_start(note)
         keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
@@ -97,7 +104,9 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                 on_frame(done, len(source))
             manifest = {
                 "tool": "autolabel", "version": __version__, "command": command, "started": started_at,
-                "video": str(video), "keyframes": [stems[i] for i in keys.indices],
+                "video": str(video), **({"accept_short_video": True} if accept_short_video else {}),
+                "keyframes": [stems[i] for i in keys.indices],
+                "keyframes_dir": str(keyframes_dir), "names": None if names is None else str(names),
                 "settings": {**settings.as_dict(), "label_format": keys.format.kind,
                              "ignore_index": keys.format.ignore_index,
                              "refiner": getattr(refiner, "name", None)},
@@ -111,6 +120,9 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                            | {"total": round(time.perf_counter() - started, 3)},
             }
             (out / "manifest.json").unlink(missing_ok=True)  # the folder is incomplete while results swap
+            for name in DERIVED_NAMES:
+                if (out / name).exists():
+                    shutil.rmtree(out / name)
             for name in ("labels", "confidence"):
                 if (out / name).exists():
                     shutil.rmtree(out / name)

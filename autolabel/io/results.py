@@ -42,6 +42,16 @@ class ClipResult:
             yield stem, read_label(path, fmt)
 
 
+def video_name(manifest: dict) -> str:
+    """A single clip's name: its video's (dog.mp4 -> dog; clip/frames -> clip; JPEGImages/480p/dog -> dog)."""
+    video = Path(str(manifest.get("video", "clip")))
+    if video.suffix:
+        return video.stem
+    if video.name in ("frames", "images"):
+        video = video.parent
+    return video.name or video.resolve().name  # '.' or '..': the folder it was
+
+
 def find_results(out: str | Path) -> list[ClipResult]:
     """The clips in a propagate output folder (itself) or a batch output folder (every manifest below it)."""
     out = Path(out)
@@ -62,6 +72,6 @@ def find_results(out: str | Path) -> list[ClipResult]:
             manifest["frames"][0]["stem"]
         except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
             raise InputError(path, f"not an autolabel manifest ({type(error).__name__}: {error})") from None
-        name = out.resolve().name if path.parent == out else path.parent.relative_to(out).as_posix()
+        name = video_name(manifest) if path.parent == out else path.parent.relative_to(out).as_posix()
         clips.append(ClipResult(name, path.parent, manifest))
     return clips

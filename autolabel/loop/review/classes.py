@@ -5,11 +5,7 @@ Beside the keyframes (in their folder or its parent), `names.csv` or `classes.cs
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from ...io.classnames import CITYSCAPES_LABELS, read_names  # noqa: F401  read_names: review's names CSV reader too
-
-NAMES_FILES = ("names.csv", "classes.csv")
+from ...io.classnames import CITYSCAPES_LABELS, names_beside, read_names  # noqa: F401  review's names readers too
 
 # Cityscapes labelIds: id -> (name, colour)
 CITYSCAPES = {label.id: (label.name, label.color) for label in CITYSCAPES_LABELS}
@@ -21,14 +17,3 @@ def looks_like_cityscapes(kind: str, ids, ignore_index: int | None) -> bool:
     """Grayscale ids within 0..33 that include road, building, vegetation, sky and car."""
     seen = {int(i) for i in ids} - {ignore_index}
     return kind == "ids" and bool(seen) and max(seen) <= 33 and CITYSCAPES_SIGNATURE <= seen
-
-
-def names_beside(keyframes: str | Path | None) -> Path | None:
-    """A names file in the keyframes' folder or its parent, if there is one."""
-    if keyframes is None:
-        return None
-    for folder in (Path(keyframes), Path(keyframes).parent):
-        for name in NAMES_FILES:
-            if (folder / name).is_file():
-                return folder / name
-    return None

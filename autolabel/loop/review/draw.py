@@ -1,25 +1,20 @@
 """One frame's pictures, arrays in and out: labels over the frame, confidence as heat, where it is wrong."""
 from __future__ import annotations
 
-from functools import lru_cache
-
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from .fonts import font, printable
 from .palette import ClassColors
 
 # Below this a pixel is hatched and counts as doubtful. Not 0.5: with two classes (binary masks)
 # the winning probability is never below 0.5, and a 0.6 there is a coin flip.
 LOW_CONFIDENCE = 0.75
-WRONG = (255, 0, 255)      # magenta: wrong pixels, on the dimmed frame
+MISSED = (255, 0, 255)     # magenta: the ground truth's object or class the labels missed (on the dimmed frame)
+EXTRA = (255, 190, 0)      # amber: an object labeled where the ground truth has background
 BOX = (0, 255, 255)        # cyan frame around the worst region
 REGION = 1 / 6             # side of the worst-region box, as a share of the frame's longer side
-
-
-@lru_cache(maxsize=8)
-def font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
 
 
 def resize(image: np.ndarray, width: int, nearest: bool = False) -> np.ndarray:
@@ -60,16 +55,36 @@ def blend(frame: np.ndarray, label: np.ndarray, colors: ClassColors, confidence:
     return out
 
 
+def label_column(frame: np.ndarray, label: np.ndarray, colors: ClassColors, confidence: np.ndarray) -> np.ndarray:
+    """The contact sheet's labels: in the legend's own colours (not blended with the frame, which has
+    its own column), outlines in white, doubtful pixels hatched."""
+    return blend(frame, label, colors, confidence, alpha=1.0)
+
+
 def heat(confidence: np.ndarray) -> np.ndarray:
     """Confidence as colour: sure is dark, doubtful glows (inferno, reversed)."""
     levels = np.rint((1.0 - np.clip(confidence, 0, 1)) * 255).astype(np.uint8)
     return cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
 
 
-def errors(frame: np.ndarray, wrong: np.ndarray) -> np.ndarray:
-    """The frame in dim grey (so no colour of its own competes), wrong pixels in magenta."""
+def wrong_pixels(label: np.ndarray, truth: np.ndarray, object_format: bool,
+                 ignore_index: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(missed, extra) HxW bool. Objects: missed = an object pixel of the ground truth labeled otherwise,
+    extra = background labeled as an object. Classes: every wrong pixel misses its true class."""
+    wrong = label != truth
+    if ignore_index is not None:
+        wrong &= truth != ignore_index
+    if not object_format:
+        return wrong, np.zeros_like(wrong)
+    extra = wrong & (truth == 0)
+    return wrong & ~extra, extra
+
+
+def errors(frame: np.ndarray, missed: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """The frame in dim grey (so no colour of its own competes), missed pixels magenta, extra ones amber."""
     out = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) // 3, cv2.COLOR_GRAY2RGB)
-    out[wrong] = WRONG
+    out[missed] = MISSED
+    out[extra] = EXTRA
     return out
 
 
@@ -103,6 +118,7 @@ def corner_text(image: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]]
     size = max(12, round(image.shape[1] / 50))
     pil = Image.fromarray(image)
     draw = ImageDraw.Draw(pil, "RGBA")
+    lines = [(printable(text), color) for text, color in lines]
     widths = [draw.textlength(text, font=font(size)) for text, _ in lines]
     draw.rectangle((0, 0, max(widths) + 2 * size // 2, len(lines) * (size + 4) + size // 2), fill=(0, 0, 0, 170))
     for k, (text, color) in enumerate(lines):

@@ -16,7 +16,9 @@ from ...io.frames import FrameSource
 from ...io.labels import detect_format, read_label
 from ...evaluation.evaluate import read_confidence
 from ...evaluation.metrics import Confusion
-from . import draw
+from ...progress import counted
+from . import draw, fonts
+from ...io.classnames import class_names
 from .classes import CITYSCAPES, looks_like_cityscapes, names_beside, read_names
 from .palette import ClassColors
 from .sheet import CELL, contact_sheet
@@ -44,11 +46,31 @@ def frame_score(pred: np.ndarray, gt: np.ndarray, object_format: bool, ignore_in
     return float(np.mean(list(iou.values()))) if iou else float("nan")
 
 
+def expected_score(label: np.ndarray, confidence: np.ndarray, object_format: bool, ignore_index: int | None) -> float:
+    """J (objects) or mIoU (classes) of one frame in [0, 1] as its confidence predicts it: per labeled
+    class, S = the summed confidence of its pixels (the expected right ones) over an expected union of
+    its pixels and as many missed as wrong ones, S / (2 area - S); NaN when nothing is scored. Ranks
+    frames by their true score far better than mean confidence, a mean over mostly easy pixels
+    (python -m autolabel.loop.review.rank_bench)."""
+    rows = np.bincount(label.ravel(), minlength=1) if label.min(initial=0) >= 0 else None
+    if rows is None:
+        return float("nan")
+    sums = np.bincount(label.ravel(), weights=confidence.ravel().astype(np.float64), minlength=len(rows))
+    excluded = ({ignore_index} if ignore_index is not None else set()) | ({0} if object_format else set())
+    scores = [sums[k] / (2 * rows[k] - sums[k]) for k in np.flatnonzero(rows) if int(k) not in excluded]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def spacing(n_frames: int, count: int) -> int:
+    """How far apart spread_worst keeps its frames."""
+    return max(1, n_frames // (2 * count))
+
+
 def spread_worst(frames: list[int], values: np.ndarray, count: int) -> list[int]:
     """The `count` frames with the lowest values, at least n / (2 count) frames apart where the clip
     allows: one per dip, not six neighbours from the same dip. Worst first."""
     order = sorted(frames, key=lambda i: (values[i], i))
-    apart = max(1, len(values) // (2 * count))
+    apart = spacing(len(values), count)
     chosen: list[int] = []
     for i in order:
         if len(chosen) < count and all(abs(i - j) >= apart for j in chosen):
@@ -56,10 +78,14 @@ def spread_worst(frames: list[int], values: np.ndarray, count: int) -> list[int]
     return chosen
 
 
-def _class_names(names, keyframes, fmt, ids) -> dict[int, str] | None:
-    if names == "cityscapes":
-        return {i: name for i, (name, _) in CITYSCAPES.items()}
-    path = names or names_beside(keyframes)
+def _class_names(names, keyframes, fmt, ids, manifest: dict) -> dict[int, str] | None:
+    """--names; else the names file the manifest recorded, or one beside the keyframes (-k, or the
+    folder the manifest recorded); else Cityscapes' names for labelIds, or the format's own."""
+    if names is not None:
+        return class_names(names)
+    recorded = manifest.get("names")
+    path = names_beside(keyframes or manifest.get("keyframes_dir")) if not recorded or not Path(recorded).is_file() \
+        else recorded
     if path is not None:
         return read_names(path)
     if looks_like_cityscapes(fmt.kind, ids, fmt.ignore_index):
@@ -79,6 +105,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
     Cityscapes' names when the ids look like labelIds.
     """
     out = Path(out)
+    fonts.missing()  # forget characters an earlier review could not draw
     manifest = _manifest(out)
     target = out / REVIEW
     if target.exists() and not overwrite:
@@ -92,8 +119,8 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
     ids: set[int] = set()
     for path in key_paths:
         ids.update(np.unique(read_label(path, fmt)).tolist())
-    class_names = _class_names(names, keyframes, fmt, ids)
-    colors = ClassColors.for_labels(fmt, ids, cityscapes=class_names is not None and names is None
+    known_names = _class_names(names, keyframes, fmt, ids, manifest)
+    colors = ClassColors.for_labels(fmt, ids, cityscapes=known_names is not None and names is None
                                     and looks_like_cityscapes(fmt.kind, ids, fmt.ignore_index))
     gt_files = {}
     if gt is not None:
@@ -103,7 +130,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
         gt_files = {stem: gt / f"{stem}.png" for stem in stems if (gt / f"{stem}.png").is_file()}
         if not gt_files:
             raise InputError(gt, "holds no label PNG named like the frames")
-    source = FrameSource(video or manifest["video"])
+    source = FrameSource(video or manifest["video"], accept_short=bool(manifest.get("accept_short_video")))
     staging = out / f".{REVIEW}.partial"
     try:
         if source.stems != stems:
@@ -121,6 +148,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
 
         mean_confidence = np.zeros(len(stems))
         low_share = np.zeros(len(stems))
+        expected = np.full(len(stems), np.nan)
         score = np.full(len(stems), np.nan)
         width = video_width(source.width)
         writer = VideoOut(staging / "overlay.mp4", width, round(source.height * width / source.width), fps)
@@ -129,6 +157,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
                 frame, label, confidence, truth = pictures(index)
                 mean_confidence[index] = confidence.mean()
                 low_share[index] = (confidence < draw.LOW_CONFIDENCE).mean()
+                expected[index] = expected_score(label, confidence, fmt.is_object_format, fmt.ignore_index)
                 if truth is not None and index not in keyframe_set:
                     score[index] = frame_score(label, truth, fmt.is_object_format, fmt.ignore_index)
                 small = draw.blend(draw.resize(frame, width), draw.resize(label, width, nearest=True), colors,
@@ -147,7 +176,7 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             writer.close()
 
         candidates = [i for i in range(len(stems)) if i not in keyframe_set] or list(range(len(stems)))
-        by_confidence = spread_worst(candidates, mean_confidence, worst)
+        by_expected = spread_worst([i for i in candidates if np.isfinite(expected[i])], expected, worst)
         by_score = spread_worst([i for i in candidates if np.isfinite(score[i])], score, worst)
         metric = "J" if fmt.is_object_format else "mIoU"
         nearest = lambda i: min(abs(i - k) for k in keyframe_set) if keyframe_set else None  # noqa: E731
@@ -162,14 +191,17 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
             small_label = draw.resize(label, CELL, nearest=True)
             small_conf = draw.resize(confidence, CELL, nearest=True)
             images = [draw.box(draw.resize(frame, CELL), region),
-                      draw.box(draw.blend(draw.resize(frame, CELL), small_label, colors, small_conf), region),
+                      draw.box(draw.label_column(draw.resize(frame, CELL), small_label, colors, small_conf), region),
                       draw.heat(small_conf)]
-            if wrong is not None:
+            if truth is not None:
+                missed, extra = draw.wrong_pixels(label, truth, fmt.is_object_format, fmt.ignore_index)
                 images.append(draw.box(draw.errors(draw.resize(frame, CELL),
-                                                   draw.resize(wrong.astype(np.uint8), CELL, nearest=True) > 0),
+                                                   draw.resize(missed.astype(np.uint8), CELL, nearest=True) > 0,
+                                                   draw.resize(extra.astype(np.uint8), CELL, nearest=True) > 0),
                                        region))
-            caption = (f"frame {stems[index]} (#{index}): mean confidence {mean_confidence[index]:.3f}, "
-                       f"{100 * low_share[index]:.1f}% of pixels below {draw.LOW_CONFIDENCE}")
+            caption = (f"frame {stems[index]} (#{index}): "
+                       + (f"expected {metric} {100 * expected[index]:.1f}, " if np.isfinite(expected[index]) else "")
+                       + f"{100 * low_share[index]:.1f}% of pixels below {draw.LOW_CONFIDENCE}")
             if np.isfinite(score[index]):
                 caption += f", {metric} {100 * score[index]:.1f}"
             if keyframe_set:
@@ -178,15 +210,21 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
 
         headers = ["frame (box: worst region)", "labels (hatched: doubtful)", "confidence"] \
             + (["errors vs ground truth"] if gt_files else [])
+        apart = spacing(len(stems), worst)
+        dips = f", the worst frame of each dip (frames at least {apart} apart)" if apart > 1 else ""
         sections = []
         if by_score:
-            sections.append((f"the {len(by_score)} frames with the lowest {metric}", [row(i) for i in by_score]))
-        sections.append((f"the {len(by_confidence)} frames with the lowest mean confidence",
-                         [row(i) for i in by_confidence]))
+            sections.append((f"lowest {metric}: {counted(len(by_score), 'frame')}{dips}", [row(i) for i in by_score]))
+        sections.append((f"lowest expected {metric} (from the confidence, without ground truth): "
+                         f"{counted(len(by_expected), 'frame')}{dips}", [row(i) for i in by_expected]))
         used = ids - ({fmt.ignore_index} if fmt.ignore_index is not None else set())
-        sheet = contact_sheet(f"autolabel review: {out}", sections, headers, colors, class_names, used)
+        error_items = [] if not gt_files else \
+            [(draw.MISSED, "object missed (ground truth object labeled otherwise)"),
+             (draw.EXTRA, "extra (background labeled as an object)")] if fmt.is_object_format else \
+            [(draw.MISSED, "wrong class (the ground truth's class missed)")]
+        sheet = contact_sheet(f"autolabel review: {out}", sections, headers, colors, known_names, used, error_items)
         sheet.save(staging / "contact-sheet.png", optimize=False)
-        series = [("mean confidence", mean_confidence, by_confidence)]
+        series = [(f"expected {metric} (from the confidence)", expected, by_expected)]
         if gt_files:
             series.append((f"{metric} vs ground truth", score, by_score))
         strip = timeline(f"autolabel review: {out}  ({len(stems)} frames, {len(keyframe_set)} keyframes)",
@@ -194,10 +232,13 @@ def review(out, *, video=None, gt=None, names=None, keyframes=None, worst: int =
         strip.save(staging / "timeline.png", optimize=False)
         summary = {
             "frames": len(stems), "keyframes": [stems[k] for k in sorted(keyframe_set)],
-            "lowest_confidence": [stems[i] for i in by_confidence],
+            "lowest_expected_score": [stems[i] for i in by_expected],
             "lowest_score": [stems[i] for i in by_score], "metric": metric if gt_files else None,
+            "sections": [heading for heading, _ in sections], "video_codec": writer.codec,
+            "characters_not_drawn": fonts.missing(),
             "per_frame": [{"stem": stem, "mean_confidence": round(float(mean_confidence[i]), 4),
                            "low_confidence_share": round(float(low_share[i]), 4),
+                           "expected_score": round(100 * float(expected[i]), 2) if np.isfinite(expected[i]) else None,
                            "score": round(100 * float(score[i]), 2) if np.isfinite(score[i]) else None}
                           for i, stem in enumerate(stems)],
         }

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .draw import BOX, LOW_CONFIDENCE, font, hatch, heat
+from .draw import BOX, LOW_CONFIDENCE, hatch, heat
+from .fonts import font, printable
 
 CELL = 360       # px width of one picture
 GAP = 8
@@ -16,19 +17,20 @@ def _legend_items(colors, names: dict[int, str] | None, used: set[int]) -> list[
     for i, color, painted in zip(colors.ids, colors.colors, colors.painted):
         if painted and int(i) in used:
             name = (names or {}).get(int(i))
-            items.append((tuple(int(c) for c in color), f"{int(i)} {name}" if name else f"id {int(i)}"))
+            items.append((tuple(int(c) for c in color), printable(f"{int(i)} {name}" if name else f"id {int(i)}")))
     return items
 
 
-def _legend(width: int, colors, names, used: set[int]) -> Image.Image:
-    """Class swatches with names, then what hatching, the box and the heat colours mean."""
+def _legend(width: int, colors, names, used: set[int], error_items: list[tuple[tuple, str]]) -> Image.Image:
+    """Class swatches with names (the colours of the labels column), then what hatching, the box, the
+    heat colours and (with ground truth) the error colours mean."""
     items = _legend_items(colors, names, used)
     swatch, pad = TEXT, 10
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     item_w = max([probe.textlength(text, font=font(TEXT)) for _, text in items] + [60]) + swatch + 3 * pad
     per_row = max(1, int((width - pad) // item_w))
     rows = -(-len(items) // per_row)
-    bar_h = 4 * TEXT + 24
+    bar_h = 4 * TEXT + 24 + (TEXT + 10 if error_items else 0)
     legend = Image.new("RGB", (width, (rows + 1) * (swatch + pad) + bar_h + 2 * pad), "white")
     draw = ImageDraw.Draw(legend)
     draw.text((pad, pad), "classes:", fill="black", font=font(TEXT))
@@ -55,19 +57,29 @@ def _legend(width: int, colors, names, used: set[int]) -> Image.Image:
     draw.rectangle((x, y, x + swatch, y + swatch), outline=BOX, width=3)
     draw.text((x + swatch + pad // 2, y), "box: where it is most doubtful (with ground truth: most wrong)",
               fill="black", font=font(TEXT))
+    if error_items:
+        y += swatch + pad
+        draw.text((pad, y), "errors:", fill="black", font=font(TEXT))
+        x = pad + int(draw.textlength("errors: ", font=font(TEXT)))
+        for color, text in error_items:
+            draw.rectangle((x, y, x + swatch, y + swatch), fill=color, outline="black")
+            draw.text((x + swatch + pad // 2, y), text, fill="black", font=font(TEXT))
+            x += swatch + pad + int(draw.textlength(text, font=font(TEXT))) + 3 * pad
     return legend
 
 
 def contact_sheet(title: str, sections: list[tuple[str, list[tuple[str, list[np.ndarray]]]]],
-                  headers: list[str], colors, names, used: set[int]) -> Image.Image:
-    """`sections`: (heading, rows), each row (caption, pictures already at CELL px wide)."""
+                  headers: list[str], colors, names, used: set[int],
+                  error_items: list[tuple[tuple, str]] = ()) -> Image.Image:
+    """`sections`: (heading, rows), each row (caption, pictures already at CELL px wide); `error_items`:
+    (colour, meaning) of the errors column's colours."""
     columns = max(len(images) for _, rows in sections for _, images in rows)
     width = GAP + columns * (CELL + GAP)
     parts: list[Image.Image] = []
 
     def text_strip(text: str, size: int, height: int, color="black") -> Image.Image:
         strip = Image.new("RGB", (width, height), "white")
-        ImageDraw.Draw(strip).text((GAP, (height - size) // 2), text, fill=color, font=font(size))
+        ImageDraw.Draw(strip).text((GAP, (height - size) // 2), printable(text), fill=color, font=font(size))
         return strip
 
     parts.append(text_strip(title, TEXT + 4, TEXT + 16))
@@ -84,7 +96,7 @@ def contact_sheet(title: str, sections: list[tuple[str, list[tuple[str, list[np.
             for c, image in enumerate(images):
                 row.paste(Image.fromarray(image), (GAP + c * (CELL + GAP), 0))
             parts.append(row)
-    parts.append(_legend(width, colors, names, used))
+    parts.append(_legend(width, colors, names, used, list(error_items)))
     sheet = Image.new("RGB", (width, sum(p.height for p in parts)), "white")
     y = 0
     for part in parts:

@@ -1,14 +1,15 @@
-"""The timeline: mean confidence (and score) per frame, keyframes marked; the dips say where to look.
+"""The timeline: the expected score (and the true score) per frame, keyframes marked; the dips say
+where to look.
 
-Each series gets its own panel and its own vertical range: mean confidence usually lives
-between 0.9 and 1, where a 0-1 axis would flatten every dip.
+Each series gets its own panel and its own vertical range: a score that lives between 0.9 and 1
+would lose every dip on a 0-1 axis.
 """
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .draw import font
+from .fonts import font, printable
 
 SERIES_COLORS = ((31, 119, 180), (230, 120, 0))
 KEYFRAME_COLOR = (0, 150, 70)
@@ -35,7 +36,7 @@ def timeline(title: str, keyframes: list[int], series: list[tuple[str, np.ndarra
     height = TOP + len(series) * (PANEL_H + GAP + 18) + BOTTOM - GAP
     image = Image.new("RGB", (LEFT + plot_w + RIGHT, height), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((LEFT, 8), title, fill="black", font=font(16))
+    draw.text((LEFT, 8), printable(title), fill="black", font=font(16))
 
     def x_of(t):
         return LEFT + (t + 0.5) * plot_w / n
