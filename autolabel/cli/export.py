@@ -1,4 +1,4 @@
-"""`autolabel export`: the typer command over autolabel.interop.export."""
+"""`autolabel export` and `autolabel import`: the typer commands over autolabel.interop."""
 from __future__ import annotations
 
 from enum import Enum
@@ -51,3 +51,35 @@ def export_command(
 
 
 app.command("export")(export_command)
+
+
+def import_command(
+    source: Path = typer.Argument(..., metavar="SOURCE", help="A CVAT 'Segmentation mask 1.1' zip exported after "
+                                  "correcting `export --to cvat` (only the frames whose labels changed are taken), "
+                                  "or a folder of label PNGs in the clip's format named by frame stem (all taken)."),
+    out: Path = typer.Argument(..., metavar="OUT", help="The clip's `propagate` output folder: its manifest gives "
+                               "the frames, size, label format and class ids."),
+    keyframes: Path = typer.Option(..., "--keyframes", "-k", help="The clip's keyframes folder: the corrected "
+                                   "frames are written here as <stem>.png, ready for `propagate --update`."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace labels of frames KEYFRAMES already labels."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Bring corrected frames back in as keyframes, in the clip's own format and ids.
+
+    CVAT labels map back through their names (background becomes the ignore id; for object masks,
+    0). Unknown label names, another frame size, or frames that are not in the clip are refused,
+    and nothing is written. Then: autolabel propagate ... -k KEYFRAMES -o OUT --update.
+    """
+    from ..interop.import_labels import import_labels
+
+    try:
+        summary = import_labels(source, out, keyframes, overwrite=overwrite)
+    except (InputError, ValueError) as error:
+        fail(error)
+    if not quiet:
+        frames = ", ".join(summary["frames"]) or "none"
+        console.print(f"wrote {len(summary['written'])} corrected frames to {keyframes} ({frames}); "
+                      f"{summary['unchanged']} unchanged", highlight=False, markup=False)
+
+
+app.command("import")(import_command)

@@ -58,6 +58,12 @@ def propagate(
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="Keep optical flow in this folder and "
                                               "reuse what is there (e.g. from `autolabel suggest --flow-cache`)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in --out."),
+    update: bool = typer.Option(False, "--update", help="--out holds results and the keyframes gained, lost or "
+                                "changed frames: bring them up to date, byte-identical to a full run. With "
+                                "--no-refine only the segments between keyframes that changed are computed again; "
+                                "with a refiner, which learns from every keyframe, every segment is (pass "
+                                "--flow-cache to both runs to reuse the flow). Other settings or frames mean a full "
+                                "run, and it says so; the manifest's \"update\" records what was computed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Propagate keyframe labels to every frame of a video.
@@ -77,7 +83,8 @@ def propagate(
                                 flow_cache=FlowCache(flow_cache) if flow_cache else None,
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
-                                command=command_line(), on_start=reporter.say, on_frame=reporter.frames)
+                                update=update, command=command_line(), on_start=reporter.say,
+                                on_frame=reporter.frames)
     except (InputError, ValueError) as error:
         fail(error)
     except KeyboardInterrupt:
