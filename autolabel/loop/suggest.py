@@ -36,6 +36,10 @@ from ..core.warp import consistency, sampling_maps
 # forward-backward occlusion share and (camera-compensated) motion instead: see the closing
 # note of issue 10. Occlusion and motion are still measured, as reasons in --json.
 DEFORMATION_COST = 20.0
+# `suggest --budget` leaves the centred placement only when the content placement predicts at
+# least this share less summed label distance (choose_keyframes; fitted with leave-one-clip-out
+# on the shared DAVIS clips: python -m autolabel.loop.suggest_bench --fit).
+EVIDENCE = 0.0
 TRUST_THRESHOLD = 0.5       # a pixel whose forward-backward trust is below this counts as occluded
 DECAY = 0.97                # the pipeline's reliability kept per step: predicted reliability = DECAY ** distance
 MAX_CANDIDATES = 600        # exact placement over at most this many evenly spread candidate frames
@@ -55,12 +59,12 @@ class ClipScan:
     def n_frames(self) -> int:
         return len(self.occlusion) + 1
 
-    def step_costs(self) -> np.ndarray:
-        return 1.0 + DEFORMATION_COST * self.deformation
+    def step_costs(self, deformation_cost: float = DEFORMATION_COST) -> np.ndarray:
+        return 1.0 + deformation_cost * self.deformation
 
-    def positions(self) -> np.ndarray:
+    def positions(self, deformation_cost: float = DEFORMATION_COST) -> np.ndarray:
         """Each frame's place on the label-distance axis (frame 0 at 0)."""
-        return np.concatenate([[0.0], np.cumsum(self.step_costs())])
+        return np.concatenate([[0.0], np.cumsum(self.step_costs(deformation_cost))])
 
     def frame_occlusion(self) -> np.ndarray:
         """Per frame: the mean of its two neighbouring steps."""
@@ -168,6 +172,33 @@ def place_keyframes(positions: np.ndarray, budget: int, fixed: tuple[int, ...] =
     return sorted(int(candidates[k]) for k in chosen)
 
 
+def centred(n: int, count: int) -> list[int]:
+    """The centres of `count` equal parts of an n-frame clip: the placement that knows nothing of the content."""
+    return [int((i + 0.5) * n / count) for i in range(count)]
+
+
+def placement_cost(positions: np.ndarray, keyframes) -> float:
+    """What `place_keyframes` minimises: every frame's label distance to its nearest keyframe, summed,
+    frames beyond the outer keyframes counting ONE_SIDED times."""
+    keys = sorted(keyframes)
+    weight = np.where((np.arange(len(positions)) < keys[0]) | (np.arange(len(positions)) > keys[-1]), ONE_SIDED, 1.0)
+    return float((weight * label_distance(positions, keys)).sum())
+
+
+def choose_keyframes(scan: ClipScan, budget: int, deformation_cost: float = DEFORMATION_COST,
+                     evidence: float = EVIDENCE) -> tuple[list[int], float]:
+    """(keyframes, predicted saving): the content placement when it predicts at least `evidence` less summed
+    label distance than the centred one (a share of the centred one's), else the centred placement.
+
+    Moving keyframes off the centres pays where the content says so clearly, and costs a clip badly
+    where the measure misjudges it; a weak prediction is no reason to move."""
+    positions = scan.positions(deformation_cost)
+    even = centred(scan.n_frames, budget)
+    moved = place_keyframes(positions, budget)
+    saving = 1.0 - placement_cost(positions, moved) / max(placement_cost(positions, even), 1e-12)
+    return (moved if saving >= evidence else even), saving
+
+
 def label_distance(positions: np.ndarray, keyframes) -> np.ndarray:
     """Per frame: label distance to the nearest keyframe."""
     keys = positions[np.asarray(sorted(keyframes))]
@@ -213,14 +244,21 @@ def add_keyframes(positions: np.ndarray, uncertainty: np.ndarray, keyframes: lis
     return sorted(chosen)
 
 
+def frame_uncertainty(confidence: np.ndarray) -> float:
+    """Mean of (1 - confidence) as the confidence PNG holds it (8 bits, io.labels.write_confidence), so a
+    propagation's own output folder (`suggest --from`) and a fresh propagation (`-k`) give the same number."""
+    stored = np.rint(confidence * 255).astype(np.uint8)
+    return float(1.0 - (stored.astype(np.float32) / np.float32(255)).mean())
+
+
 def propagation_uncertainty(source, keyframe_label, keyframes: list[int], classes, settings,
                             flow_cache=None, on_frame=lambda done, total: None) -> np.ndarray:
-    """Per frame: mean of (1 - confidence) of a geometric propagation (no refiner), streamed."""
+    """Per frame: `frame_uncertainty` of a geometric propagation (no refiner), streamed."""
     from ..core.pipeline import Propagator
 
     propagator = Propagator(source, keyframe_label, keyframes, classes, settings, None, flow_cache)
     uncertainty = np.zeros(len(source))
     for done, result in enumerate(propagator.run(), 1):
-        uncertainty[result.index] = float(1.0 - result.confidence.mean())
+        uncertainty[result.index] = frame_uncertainty(result.confidence)
         on_frame(done, len(source))
     return uncertainty
