@@ -31,7 +31,7 @@ from ..io.frames import FrameSource
 from .suggest import DEFORMATION_COST, EVIDENCE, centred, choose_keyframes, scan_clip
 from .suggest_bench import score_plan, uniform
 
-COSTS = (5.0, 10.0, 20.0, 40.0)
+COSTS = (0.0, 5.0, 10.0, 20.0, 40.0)
 MAX_LOSS = 1.0        # a rule may cost a training clip at most this many points against centred
 
 
@@ -67,11 +67,12 @@ def rule_score(row: dict, cost: float, evidence: float) -> float:
 
 
 def rules(rows: list[dict]) -> list[tuple[float, float]]:
-    """Every distinct rule: each cost with evidence thresholds at the savings seen (and never moving)."""
+    """Every distinct rule: each cost with evidence 0 (move when the content placement is predicted
+    better), halfway between neighbouring savings seen (the widest margin to either side), and never."""
     found = []
-    for cost in COSTS:
-        savings = sorted({row["content"][str(cost)]["saving"] for row in rows})
-        found += [(cost, evidence) for evidence in [*savings, np.inf]]
+    for cost in sorted(float(c) for c in rows[0]["content"]):   # the costs the rows were scored at
+        bounds = sorted({0.0, *(row["content"][str(cost)]["saving"] for row in rows)})
+        found += [(cost, evidence) for evidence in [0.0, *((a + b) / 2 for a, b in zip(bounds, bounds[1:])), np.inf]]
     return found
 
 
