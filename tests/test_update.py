@@ -258,3 +258,16 @@ def test_flow_cache_counts_no_misses_on_a_geometry_update(clip, tmp_path):
     cache = FlowCache(tmp_path / "flow")
     run_clip(clip_dir / "frames", keys, tmp_path / "out", flow_cache=cache, update=True)
     assert (cache.hits, cache.misses) == (10, 0)                      # only segment 10..20's flow was needed
+
+
+def test_loop_bench_runs_the_loop_and_the_update_equals_the_full_run(tmp_path):
+    from autolabel.loop.loop_bench import run, table
+
+    clip_dir = write_clip(make_clip(n_frames=31, height=48, width=64, n_objects=2, seed=5), tmp_path / "clip",
+                          label_format="palette")
+    (tmp_path / "work").mkdir()
+    result = run(clip_dir, 10, 3, False, None, tmp_path / "work")
+    assert result["identical"] and len(result["fixed"]) == 3 and result["J_after"] > result["J_before"]
+    assert list(result["steps"]) == ["propagate", "review", "export", "import", "update", "review again",
+                                     "full run (reference)"]
+    assert "update / full run" in table(result)

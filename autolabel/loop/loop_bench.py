@@ -6,7 +6,7 @@ Keyframes every K-th frame from frame 0; each step is the `autolabel` command a 
 as a subprocess (start-up included):
 
   propagate      the first full run
-  review         OUT/review/; its "lowest mean confidence" frames are the ones to fix
+  review         OUT/review/; the contact sheet's first FIX frames (lowest mean confidence) are fixed
   export         OUT as a CVAT zip
   (correct)      the person: the FIX worst frames' masks repainted with the ground truth
   import         the corrected zip back in as keyframes
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -32,11 +31,16 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from ..evaluation.bench import clip_paths
-from ..evaluation.evaluate import evaluate
+from ..evaluation.evaluate import evaluate, read_confidence
+from ..io.frames import natural_key
 from ..io.labels import davis_palette, read_label
 from ..io.results import find_results
 from ..interop.cvat import cvat_labels, label_numbers
+from .review.run import spread_worst
 
 
 def autolabel(*args) -> tuple[float, str]:
@@ -54,8 +58,6 @@ def correct(zip_path: Path, out: Path, labels: Path, stems: list[str], target: P
     clip = find_results(out)[0]
     fmt = clip.label_format()
     _, number_of = cvat_labels(clip, fmt)
-    from PIL import Image
-
     with zipfile.ZipFile(zip_path) as old, zipfile.ZipFile(target, "w") as new:
         for name in old.namelist():
             data = old.read(name)
@@ -70,6 +72,15 @@ def correct(zip_path: Path, out: Path, labels: Path, stems: list[str], target: P
             new.writestr(name, data)
 
 
+def worst_frames(out: Path, count: int) -> list[str]:
+    """The frames review's contact sheet shows first: the lowest mean confidence, spread over the clip."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    stems = [frame["stem"] for frame in manifest["frames"]]
+    confidence = np.array([read_confidence(out / "confidence" / f"{stem}.png").mean() for stem in stems])
+    candidates = [i for i, frame in enumerate(manifest["frames"]) if not frame["keyframe"]]
+    return [stems[i] for i in spread_worst(candidates, confidence, count)]
+
+
 def same_results(a: Path, b: Path) -> bool:
     return all((a / folder / path.name).read_bytes() == path.read_bytes()
                for folder in ("labels", "confidence") for path in (b / folder).iterdir())
@@ -77,8 +88,7 @@ def same_results(a: Path, b: Path) -> bool:
 
 def run(clip: Path, every: int, fix: int, refine: bool, flow_cache: Path | None, work: Path) -> dict:
     frames, labels = clip_paths(clip)
-    stems = sorted((p.stem for p in labels.iterdir()), key=lambda s: [int(t) if t.isdigit() else t
-                                                                     for t in re.split(r"(\d+)", s)])
+    stems = sorted((p.stem for p in labels.iterdir()), key=natural_key)
     first, keys = work / "first-keys", work / "keys"
     for folder in (first, keys):
         folder.mkdir()
@@ -89,8 +99,8 @@ def run(clip: Path, every: int, fix: int, refine: bool, flow_cache: Path | None,
     steps = {}
     steps["propagate"], _ = autolabel("propagate", "-v", frames, "-k", keys, "-o", out, *options)
     shutil.copytree(out / "labels", work / "before" / "labels")   # beside no manifest: scored by the folders given
-    steps["review"], said = autolabel("review", out)
-    worst = re.search(r"lowest mean confidence at (.*)$", said.strip().splitlines()[-1]).group(1).split(", ")[:fix]
+    steps["review"], _ = autolabel("review", out, "-q")
+    worst = worst_frames(out, fix)
     steps["export"], _ = autolabel("export", out, work / "cvat", "--to", "cvat", "-q")
     correct(work / "cvat" / "out.zip", out, labels, worst, work / "corrected.zip")
     steps["import"], _ = autolabel("import", work / "corrected.zip", out, "-k", keys, "-q")

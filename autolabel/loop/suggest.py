@@ -113,7 +113,8 @@ def scan_clip(source, estimator: FlowEstimator, on_frame=lambda done, total: Non
 
 # ---------------------------------------------------------------- placement
 
-def _segment_costs(positions: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _segment_costs(positions: np.ndarray, candidates: np.ndarray,
+                   one_sided: float = ONE_SIDED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed label distance of the frames served by keyframes at candidates i < j.
 
     Returns (between[i, j]: frames strictly between candidates i and j, each to the
@@ -133,13 +134,14 @@ def _segment_costs(positions: np.ndarray, candidates: np.ndarray) -> tuple[np.nd
     left = total(a + 1, split) - (split - a - 1) * c[i]
     right = (b - split) * c[j] - total(split, b)
     between = np.where(j > i, left + right, np.inf)
-    before = ONE_SIDED * (candidates * c - total(0, candidates))
+    before = one_sided * (candidates * c - total(0, candidates))
     n = len(positions)
-    after = ONE_SIDED * (total(candidates + 1, n) - (n - 1 - candidates) * c)
+    after = one_sided * (total(candidates + 1, n) - (n - 1 - candidates) * c)
     return between, before, after
 
 
-def place_keyframes(positions: np.ndarray, budget: int, fixed: tuple[int, ...] = ()) -> list[int]:
+def place_keyframes(positions: np.ndarray, budget: int, fixed: tuple[int, ...] = (),
+                    one_sided: float = ONE_SIDED) -> list[int]:
     """`budget` frame indices (including `fixed`) minimising the summed label distance of
     every frame to its nearest keyframe. Exact over the candidate frames (every frame
     for clips up to MAX_CANDIDATES frames, evenly spread ones plus `fixed` beyond)."""
@@ -148,7 +150,7 @@ def place_keyframes(positions: np.ndarray, budget: int, fixed: tuple[int, ...] =
         raise ValueError(f"budget must be between {max(1, len(fixed))} and {n} frames")
     candidates = np.unique(np.concatenate([np.linspace(0, n - 1, min(n, MAX_CANDIDATES)).round(),
                                            np.asarray(fixed, float)])).astype(np.int64)
-    between, before, after = _segment_costs(positions, candidates)
+    between, before, after = _segment_costs(positions, candidates, one_sided)
     is_fixed = np.isin(candidates, fixed)
     # No keyframe may jump over a fixed one: forbid transitions i -> j with a fixed candidate strictly between.
     fixed_count = np.cumsum(is_fixed)
@@ -177,16 +179,16 @@ def centred(n: int, count: int) -> list[int]:
     return [int((i + 0.5) * n / count) for i in range(count)]
 
 
-def placement_cost(positions: np.ndarray, keyframes) -> float:
+def placement_cost(positions: np.ndarray, keyframes, one_sided: float = ONE_SIDED) -> float:
     """What `place_keyframes` minimises: every frame's label distance to its nearest keyframe, summed,
-    frames beyond the outer keyframes counting ONE_SIDED times."""
+    frames beyond the outer keyframes counting `one_sided` times."""
     keys = sorted(keyframes)
-    weight = np.where((np.arange(len(positions)) < keys[0]) | (np.arange(len(positions)) > keys[-1]), ONE_SIDED, 1.0)
+    weight = np.where((np.arange(len(positions)) < keys[0]) | (np.arange(len(positions)) > keys[-1]), one_sided, 1.0)
     return float((weight * label_distance(positions, keys)).sum())
 
 
 def choose_keyframes(scan: ClipScan, budget: int, deformation_cost: float = DEFORMATION_COST,
-                     evidence: float = EVIDENCE) -> tuple[list[int], float]:
+                     evidence: float = EVIDENCE, one_sided: float = ONE_SIDED) -> tuple[list[int], float]:
     """(keyframes, predicted saving): the content placement when it predicts at least `evidence` less summed
     label distance than the centred one (a share of the centred one's), else the centred placement.
 
@@ -194,8 +196,8 @@ def choose_keyframes(scan: ClipScan, budget: int, deformation_cost: float = DEFO
     where the measure misjudges it; a weak prediction is no reason to move."""
     positions = scan.positions(deformation_cost)
     even = centred(scan.n_frames, budget)
-    moved = place_keyframes(positions, budget)
-    saving = 1.0 - placement_cost(positions, moved) / max(placement_cost(positions, even), 1e-12)
+    moved = place_keyframes(positions, budget, one_sided=one_sided)
+    saving = 1.0 - placement_cost(positions, moved, one_sided) / max(placement_cost(positions, even, one_sided), 1e-12)
     return (moved if saving >= evidence else even), saving
 
 

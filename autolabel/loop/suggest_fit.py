@@ -28,10 +28,11 @@ from ..core.flow import FlowEstimator
 from ..datasets.flowcache import FlowCache
 from ..evaluation.bench import clip_paths
 from ..io.frames import FrameSource
-from .suggest import DEFORMATION_COST, EVIDENCE, centred, choose_keyframes, scan_clip
+from .suggest import DEFORMATION_COST, EVIDENCE, ONE_SIDED, centred, choose_keyframes, scan_clip
 from .suggest_bench import score_plan, uniform
 
 COSTS = (0.0, 5.0, 10.0, 20.0, 40.0)
+ONE_SIDED_WEIGHTS = (1.0, 1.5)   # 1.0: with even content, exactly the centred placement; 1.5: ends pulled in
 MAX_LOSS = 1.0        # a rule may cost a training clip at most this many points against centred
 
 
@@ -53,68 +54,74 @@ def clip_row(clip: Path, spacing: int, cache: FlowCache, log=print) -> dict:
     row = {"clip": Path(clip).name, "frames": n, "budget": count,
            "centred": {"keyframes": centred(n, count), "score": score(centred(n, count))},
            "uniform": {"keyframes": uniform(n, spacing), "score": score(uniform(n, spacing))}, "content": {}}
-    for cost in COSTS:
-        keys, saving = choose_keyframes(scan, count, cost, evidence=-np.inf)
-        row["content"][str(cost)] = {"keyframes": keys, "saving": round(saving, 4), "score": score(keys)}
-        log(f"{row['clip']}: cost {cost:g} {keys} saving {saving:.3f} J {scores[tuple(keys)]:.2f} "
-            f"(centred {row['centred']['score']:.2f})")
+    for one_sided in ONE_SIDED_WEIGHTS:
+        for cost in COSTS:
+            keys, saving = choose_keyframes(scan, count, cost, evidence=-np.inf, one_sided=one_sided)
+            row["content"][f"{cost:g}/{one_sided:g}"] = {"keyframes": keys, "saving": round(saving, 4),
+                                                         "score": score(keys)}
+            log(f"{row['clip']}: cost {cost:g}, one-sided x{one_sided:g}: {keys} saving {saving:.3f} "
+                f"J {scores[tuple(keys)]:.2f} (centred {row['centred']['score']:.2f})")
     return row
 
 
-def rule_score(row: dict, cost: float, evidence: float) -> float:
-    content = row["content"][str(cost)]
+def rule_score(row: dict, model: str, evidence: float) -> float:
+    content = row["content"][model]
     return content["score"] if content["saving"] >= evidence else row["centred"]["score"]
 
 
-def rules(rows: list[dict]) -> list[tuple[float, float]]:
-    """Every distinct rule: each cost with evidence 0 (move when the content placement is predicted
-    better), halfway between neighbouring savings seen (the widest margin to either side), and never."""
+def rules(rows: list[dict]) -> list[tuple[str, float]]:
+    """Every distinct rule: each placement model ("cost/one-sided weight") with evidence 0 (move when the
+    content placement is predicted better), halfway between neighbouring savings seen (the widest margin
+    to either side), and never."""
     found = []
-    for cost in sorted(float(c) for c in rows[0]["content"]):   # the costs the rows were scored at
-        bounds = sorted({0.0, *(row["content"][str(cost)]["saving"] for row in rows)})
-        found += [(cost, evidence) for evidence in [0.0, *((a + b) / 2 for a, b in zip(bounds, bounds[1:])), np.inf]]
+    for model in rows[0]["content"]:   # the models the rows were scored with
+        bounds = sorted({0.0, *(row["content"][model]["saving"] for row in rows)})
+        found += [(model, evidence) for evidence in [0.0, *((a + b) / 2 for a, b in zip(bounds, bounds[1:])), np.inf]]
     return found
 
 
-def fit(rows: list[dict]) -> tuple[float, float]:
+def fit(rows: list[dict]) -> tuple[str, float]:
     """The rule with the largest mean gain over centred that costs no clip more than MAX_LOSS (ties: the
     more cautious, larger evidence); never moving (centred) when none qualifies."""
-    best, best_key = (DEFORMATION_COST, np.inf), (0.0, np.inf)
-    for cost, evidence in rules(rows):
-        gains = [rule_score(row, cost, evidence) - row["centred"]["score"] for row in rows]
+    best, best_key = (next(iter(rows[0]["content"])), np.inf), (0.0, np.inf)
+    for model, evidence in rules(rows):
+        gains = [rule_score(row, model, evidence) - row["centred"]["score"] for row in rows]
         if min(gains) < -MAX_LOSS:
             continue
         key = (round(float(np.mean(gains)), 6), evidence)
         if key > best_key:
-            best, best_key = (cost, evidence), key
+            best, best_key = (model, evidence), key
     return best
+
+
+SHIPPED_BEFORE = "20/1.5"   # suggest before this fit: DEFORMATION_COST 20, ONE_SIDED 1.5, always moving
 
 
 def leave_one_out(rows: list[dict]) -> list[dict]:
     results = []
     for held in rows:
-        cost, evidence = fit([row for row in rows if row is not held])
+        model, evidence = fit([row for row in rows if row is not held])
         results.append({"clip": held["clip"], "frames": held["frames"], "budget": held["budget"],
                         "uniform": held["uniform"]["score"], "centred": held["centred"]["score"],
-                        "content": held["content"][str(DEFORMATION_COST)]["score"],
-                        "cost": cost, "evidence": evidence, "fitted": rule_score(held, cost, evidence)})
+                        "before": held["content"][SHIPPED_BEFORE]["score"],
+                        "model": model, "evidence": evidence, "fitted": rule_score(held, model, evidence)})
     return results
 
 
 def table(results: list[dict], rows: list[dict]) -> str:
-    lines = ["| clip | frames | keyframes | every 30th from 0 | centred | content (cost 20, always moves) "
-             "| rule fitted without this clip (cost, evidence) | held-out J | vs centred |",
+    lines = ["| clip | frames | keyframes | every 30th from 0 | centred | suggest before (cost 20, ends x1.5) "
+             "| rule fitted without this clip (cost/ends, evidence) | held-out J | vs centred |",
              "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in results:
         lines.append(f"| {r['clip']} | {r['frames']} | {r['budget']} | {r['uniform']:.1f} | {r['centred']:.1f} | "
-                     f"{r['content']:.1f} | {r['cost']:g}, {r['evidence']:.3f} | {r['fitted']:.1f} | "
+                     f"{r['before']:.1f} | {r['model']}, {r['evidence']:.3f} | {r['fitted']:.1f} | "
                      f"{r['fitted'] - r['centred']:+.1f} |")
-    mean = {key: float(np.mean([r[key] for r in results])) for key in ("uniform", "centred", "content", "fitted")}
-    lines.append(f"| **mean** | | | {mean['uniform']:.2f} | {mean['centred']:.2f} | {mean['content']:.2f} | | "
+    mean = {key: float(np.mean([r[key] for r in results])) for key in ("uniform", "centred", "before", "fitted")}
+    lines.append(f"| **mean** | | | {mean['uniform']:.2f} | {mean['centred']:.2f} | {mean['before']:.2f} | | "
                  f"**{mean['fitted']:.2f}** | **{mean['fitted'] - mean['centred']:+.2f}** |")
-    cost, evidence = fit(rows)
-    lines.append(f"\nFitted on every clip: DEFORMATION_COST = {cost:g}, EVIDENCE = {evidence:.4f} "
-                 f"(suggest.py ships {DEFORMATION_COST:g}, {EVIDENCE:.4f})")
+    model, evidence = fit(rows)
+    lines.append(f"\nFitted on every clip: DEFORMATION_COST/ONE_SIDED = {model}, EVIDENCE = {evidence:.4f} "
+                 f"(suggest.py ships {DEFORMATION_COST:g}/{ONE_SIDED:g}, {EVIDENCE:.4f})")
     return "\n".join(lines)
 
 
