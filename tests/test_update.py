@@ -116,7 +116,7 @@ def test_update_with_the_refiner_reruns_every_segment_on_the_cached_flow(clip, t
     code, output = run_cli("propagate", "-v", clip_dir / "frames", "-k", keys, "-o", tmp_path / "out",
                            "--flow-cache", cache, "--update")
     assert code == 0, output
-    assert "update: the refiner learns from every keyframe" in output
+    assert "update: the refiner learns from every keyframe, so every segment is refined again; a full run" in output
     update = json.loads((tmp_path / "out" / "manifest.json").read_text())["update"]
     assert update["recomputed"] == "all segments"
     entries = sorted(cache.rglob("*.npy"))
@@ -137,7 +137,8 @@ def test_update_with_other_settings_is_a_full_run_and_says_so(clip, tmp_path):
     # with no results in OUT, --update is a plain run
     code, output = run_cli("propagate", "-v", clip_dir / "frames", "-k", keys, "-o", tmp_path / "new",
                            "--no-refine", "--update")
-    assert code == 0 and "update: OUT holds no results" in output
+    assert code == 0 and "update: OUT holds no results; a full run" in output
+    assert "update" not in json.loads((tmp_path / "new" / "manifest.json").read_text())
 
 
 def _zip_with(source: Path, target: Path, change) -> Path:

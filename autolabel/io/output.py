@@ -88,9 +88,7 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
         if update:
             plan = plan_update(out, stems=source.stems, keyframes=digests, identity=identity,
                                refining=refiner is not None)
-            on_start(f"update: {plan.record['reason']}" if plan.spans is None else
-                     f"update: {counted(len(plan.record['recomputed']), 'segment')} to compute, "
-                     f"{plan.record['reused_segments']} kept ({counted(plan.record['reused_frames'], 'frame')})")
+            on_start(plan.describe())
         propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache)
         started = time.perf_counter()
         staging = out / STAGING
@@ -129,7 +127,7 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                 **({"color_table": identity["color_table"]} if keys.format.kind == "rgb" else {}),
                 "keyframe_digests": {stems[k]: digest for k, digest in digests.items()},
                 "frames_digest": identity["frames_digest"],
-                **({"update": plan.record} if plan is not None else {}),
+                **({"update": plan.record} if plan is not None and plan.record else {}),
                 "n_frames": len(source), "size": [source.width, source.height],
                 "frames": [records[i] for i in range(len(source))],
                 "timings": {stage: round(s, 3) for stage, s in propagator.timer.seconds.items()}

@@ -46,7 +46,13 @@ class UpdatePlan:
     """What an update runs: `spans` (None: every segment) and the frames whose results are taken from OUT."""
     spans: set[Span] | None
     reused: list[int] = field(default_factory=list)
-    record: dict = field(default_factory=dict)   # for the manifest's "update"
+    record: dict | None = None   # the manifest's "update"; None when OUT held nothing to update
+
+    def describe(self) -> str:
+        if self.spans is None:
+            return f"update: {self.record['reason'] if self.record else 'OUT holds no results'}; a full run"
+        return (f"update: {len(self.record['recomputed'])} segment{'s' * (len(self.record['recomputed']) != 1)} "
+                f"to compute, {self.record['reused_segments']} kept ({self.record['reused_frames']} frames)")
 
 
 def full_run(reason: str) -> UpdatePlan:
@@ -64,12 +70,14 @@ def plan_update(out: Path, *, stems: list[str], keyframes: dict[int, str], ident
     """The update of OUT's results to `keyframes` ({index: label digest}). `identity`: the manifest entries
     (settings, colour table, frames digest) that must equal OUT's for any result to be reused.
     Never fails: what cannot be reused means a full run."""
+    if not (out / "manifest.json").is_file():
+        return UpdatePlan(None)
     try:
         old = json.loads((out / "manifest.json").read_text())
         old_keys = old["keyframe_digests"]
         old_frames = old["frames"]
     except (OSError, ValueError, KeyError, TypeError):
-        return full_run("OUT holds no results with keyframe digests to update from")
+        return full_run("OUT's results have no keyframe digests to update from")
     if old.get("settings") != identity.get("settings"):
         before, now = old.get("settings") or {}, identity.get("settings") or {}
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
