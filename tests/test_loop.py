@@ -23,12 +23,9 @@ def _stems_printed(output):
 
 # ---------------------------------------------------------------- suggest: placement
 
-def test_constant_costs_give_the_centred_placement(monkeypatch):
-    from autolabel.loop import suggest
-
-    monkeypatch.setattr(suggest, "ONE_SIDED", 1.0)    # ends weigh like the rest: plain 1-D k-median
-    positions = np.arange(93, dtype=float)
-    assert place_keyframes(positions, 3) == [15, 46, 77]   # centres of 3 equal parts: int((i + 0.5) * 93 / 3)
+def test_constant_costs_give_the_centred_placement():
+    positions = np.arange(93, dtype=float)           # ends weigh like the rest: plain 1-D k-median
+    assert place_keyframes(positions, 3, one_sided=1.0) == [15, 46, 77]   # int((i + 0.5) * 93 / 3)
 
 
 def test_keyframes_move_towards_where_reliability_runs_out():

@@ -189,16 +189,17 @@ def placement_cost(positions: np.ndarray, keyframes, one_sided: float = ONE_SIDE
 
 def choose_keyframes(scan: ClipScan, budget: int, deformation_cost: float = DEFORMATION_COST,
                      evidence: float = EVIDENCE, one_sided: float = ONE_SIDED) -> tuple[list[int], float]:
-    """(keyframes, predicted saving): the content placement when it predicts at least `evidence` less summed
-    label distance than the centred one (a share of the centred one's), else the centred placement.
+    """(keyframes, evidence found): the content placement when the content is evidence enough, else centred.
 
-    Moving keyframes off the centres pays where the content says so clearly, and costs a clip badly
-    where the measure misjudges it; a weak prediction is no reason to move."""
+    The evidence is how much less summed label distance the content placement predicts than the
+    placement the same model makes for a clip of even content (its prior: centred, or with the ends
+    weighted, outer keyframes pulled in), as a share of the latter. Without content to go on a
+    model's prior is a guess; the centred placement is the rule that costs no clip much."""
     positions = scan.positions(deformation_cost)
-    even = centred(scan.n_frames, budget)
     moved = place_keyframes(positions, budget, one_sided=one_sided)
-    saving = 1.0 - placement_cost(positions, moved, one_sided) / max(placement_cost(positions, even, one_sided), 1e-12)
-    return (moved if saving >= evidence else even), saving
+    prior = place_keyframes(np.arange(scan.n_frames, dtype=float), budget, one_sided=one_sided)
+    found = 1.0 - placement_cost(positions, moved, one_sided) / max(placement_cost(positions, prior, one_sided), 1e-12)
+    return (moved if found >= evidence else centred(scan.n_frames, budget)), found
 
 
 def label_distance(positions: np.ndarray, keyframes) -> np.ndarray:
