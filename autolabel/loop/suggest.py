@@ -34,18 +34,22 @@ from ..core.warp import consistency, sampling_maps
 # Cost of one step, in frames: 1 + DEFORMATION_COST * mean |spatial gradient of the flow|.
 # Chosen on the shared DAVIS clips (loop/suggest_bench.py), against weighting the
 # forward-backward occlusion share and (camera-compensated) motion instead: see the closing
-# note of issue 10. Occlusion and motion are still measured, as reasons in --json.
+# note of issue 10. Occlusion and motion are still measured, as reasons in --json. `--add` and
+# the reasons use this axis.
 DEFORMATION_COST = 20.0
-# `suggest --budget` leaves the centred placement only when the content placement predicts at
-# least this share less summed label distance (choose_keyframes; fitted with leave-one-clip-out
-# on the shared DAVIS clips: python -m autolabel.loop.suggest_bench --fit).
-EVIDENCE = 0.0
 TRUST_THRESHOLD = 0.5       # a pixel whose forward-backward trust is below this counts as occluded
 DECAY = 0.97                # the pipeline's reliability kept per step: predicted reliability = DECAY ** distance
 MAX_CANDIDATES = 600        # exact placement over at most this many evenly spread candidate frames
-# Frames before the first keyframe or after the last get labels from one side only, with no
-# second propagation to fuse: their label distance counts this many times.
-ONE_SIDED = 1.5
+# `suggest --budget` (choose_keyframes): the step cost's deformation weight, how many times the
+# label distance of frames beyond the outer keyframes counts (one propagation, nothing to fuse),
+# and the evidence the content must give to leave the centred placement. Fitted with
+# leave-one-clip-out on the six shared DAVIS clips, among end weights that leave a clip of even
+# content at the centred placement: python -m autolabel.loop.suggest_fit (README, the labeling
+# loop). An end weight of 1.5 (issue 10) gained more on those clips, but it alone moves a 49-frame
+# clip's two keyframes from 12 and 36 to 9 and 38: what cost an unseen clip 12.8 J (issue 15).
+PLACEMENT_COST = 40.0
+ONE_SIDED = 1.0
+EVIDENCE = 0.0038
 
 
 @dataclass
@@ -187,7 +191,7 @@ def placement_cost(positions: np.ndarray, keyframes, one_sided: float = ONE_SIDE
     return float((weight * label_distance(positions, keys)).sum())
 
 
-def choose_keyframes(scan: ClipScan, budget: int, deformation_cost: float = DEFORMATION_COST,
+def choose_keyframes(scan: ClipScan, budget: int, deformation_cost: float = PLACEMENT_COST,
                      evidence: float = EVIDENCE, one_sided: float = ONE_SIDED) -> tuple[list[int], float]:
     """(keyframes, evidence found): the content placement when the content is evidence enough, else centred.
 
