@@ -9,7 +9,7 @@ import typer
 from ..errors import InputError
 from ..progress import console
 from .main import app
-from .options import fail
+from .options import fail, interrupted
 
 
 class ExportFormat(str, Enum):
@@ -76,6 +76,8 @@ def import_command(
         summary = import_labels(source, out, keyframes, overwrite=overwrite)
     except (InputError, ValueError) as error:
         fail(error)
+    except KeyboardInterrupt:   # the labels are staged first and renamed in at the end
+        interrupted("no corrected frames written")
     if not quiet:
         frames = ", ".join(summary["frames"]) or "none"
         console.print(f"wrote {len(summary['written'])} corrected frames to {keyframes} ({frames}); "
