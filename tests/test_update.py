@@ -134,6 +134,17 @@ def test_update_with_other_settings_is_a_full_run_and_says_so(clip, tmp_path):
     assert "update: other settings than OUT's (fusion)" in output
     assert results(tmp_path / "out") == fresh(clip_dir, keys, tmp_path / "full", "--no-refine",
                                               "--fusion", "distance")
+    # the refiner switched on: other settings too
+    code, output = run_cli("propagate", "-v", clip_dir / "frames", "-k", keys, "-o", tmp_path / "out",
+                           "--no-adapt", "--update")
+    assert code == 0 and "update: other settings than OUT's (fusion, refiner)" in output, output
+    # frames touched since (another modification time): a full run
+    fresh(clip_dir, keys, tmp_path / "out", "--no-refine", "--overwrite")
+    frame = clip_dir / "frames" / "00003.png"
+    frame.write_bytes(frame.read_bytes())
+    code, output = run_cli("propagate", "-v", clip_dir / "frames", "-k", keys, "-o", tmp_path / "out",
+                           "--no-refine", "--update")
+    assert code == 0 and "OUT was made from other frames or labels (frames_digest)" in output, output
     # with no results in OUT, --update is a plain run
     code, output = run_cli("propagate", "-v", clip_dir / "frames", "-k", keys, "-o", tmp_path / "new",
                            "--no-refine", "--update")

@@ -88,7 +88,8 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
         if update:
             plan = plan_update(out, stems=source.stems, keyframes=digests, identity=identity,
                                refining=refiner is not None)
-            on_start(plan.describe())
+            on_start(plan.describe() + (" (no --flow-cache: the flow is computed again)"
+                                        if plan.spans is None and plan.record and flow_cache is None else ""))
         propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache)
         started = time.perf_counter()
         staging = out / STAGING
