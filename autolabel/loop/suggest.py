@@ -9,10 +9,11 @@ Summed along the clip these costs give every frame a position on a "label distan
 axis, and a frame's predicted error grows with its label distance to the nearest
 keyframe.
 
-- Before labeling (`place_keyframes`): choose N keyframes minimising the summed label
-  distance of all frames to their nearest keyframe, exactly (1-D k-median by dynamic
-  programming). With constant step costs this is the centred placement (centres of
-  N equal parts); content moves keyframes to where reliability runs out.
+- Before labeling (`choose_keyframes`): N keyframes minimising the summed label distance
+  of all frames to their nearest keyframe, exactly (`place_keyframes`: 1-D k-median by
+  dynamic programming). With constant step costs this is the centred placement (centres
+  of N equal parts); content moves keyframes to where reliability runs out, but only when
+  it predicts enough of a saving (EVIDENCE), else the centres stay.
 - After labeling (`add_keyframes`): the propagation's per-frame uncertainty (mean of
   1 - confidence: the expected share of wrong pixels) is the current error; a new
   keyframe at t is predicted to bring nearby frames down to `slope * label distance
@@ -47,9 +48,9 @@ MAX_CANDIDATES = 600        # exact placement over at most this many evenly spre
 # content at the centred placement: python -m autolabel.loop.suggest_fit (README, the labeling
 # loop). An end weight of 1.5 (issue 10) gained more on those clips, but it alone moves a 49-frame
 # clip's two keyframes from 12 and 36 to 9 and 38: what cost an unseen clip 12.8 J (issue 15).
-PLACEMENT_COST = 40.0
+PLACEMENT_COST = 160.0
 ONE_SIDED = 1.0
-EVIDENCE = 0.0038
+EVIDENCE = 0.006652
 
 
 @dataclass

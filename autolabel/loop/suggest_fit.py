@@ -31,20 +31,22 @@ from ..io.frames import FrameSource
 from .suggest import EVIDENCE, ONE_SIDED, PLACEMENT_COST, centred, choose_keyframes, scan_clip
 from .suggest_bench import score_plan, uniform
 
-COSTS = (0.0, 5.0, 10.0, 20.0, 40.0)
+COSTS = (0.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 ONE_SIDED_WEIGHTS = (1.0, 1.5)   # 1.0: with even content, exactly the centred placement; 1.5: ends pulled in
 MAX_LOSS = 1.0        # a rule may cost a training clip at most this many points against centred
 
 
-def clip_row(clip: Path, spacing: int, cache: FlowCache, log=print) -> dict:
-    """Scores of the centred, uniform and content plans of one clip, with each content plan's saving."""
+def clip_row(clip: Path, spacing: int, cache: FlowCache, known: dict | None = None, log=print) -> dict:
+    """Scores of the centred, uniform and content plans of one clip, with each content plan's evidence.
+    `known`: {(clip name, keyframes): score} from an earlier run, not propagated again."""
     frames, labels = clip_paths(Path(clip))
     source = FrameSource(frames)
     n, stems = len(source), source.stems
     scan = scan_clip(source, FlowEstimator(cache=cache))
     source.close()
     count = len(uniform(n, spacing))
-    scores: dict[tuple, float] = {}
+    scores: dict[tuple, float] = {keys: value for (name, keys), value in (known or {}).items()
+                                  if name == Path(clip).name}
 
     def score(keys: list[int]) -> float:
         if tuple(keys) not in scores:
@@ -57,9 +59,9 @@ def clip_row(clip: Path, spacing: int, cache: FlowCache, log=print) -> dict:
     for one_sided in ONE_SIDED_WEIGHTS:
         for cost in COSTS:
             keys, saving = choose_keyframes(scan, count, cost, evidence=-np.inf, one_sided=one_sided)
-            row["content"][f"{cost:g}/{one_sided:g}"] = {"keyframes": keys, "saving": round(saving, 4),
+            row["content"][f"{cost:g}/{one_sided:g}"] = {"keyframes": keys, "saving": round(saving, 6),
                                                          "score": score(keys)}
-            log(f"{row['clip']}: cost {cost:g}, one-sided x{one_sided:g}: {keys} saving {saving:.3f} "
+            log(f"{row['clip']}: cost {cost:g}, one-sided x{one_sided:g}: {keys} evidence {saving:.4f} "
                 f"J {scores[tuple(keys)]:.2f} (centred {row['centred']['score']:.2f})")
     return row
 
@@ -129,8 +131,8 @@ def table(results: list[dict], rows: list[dict]) -> str:
     lines.append(f"| **mean** | | | {mean['uniform']:.2f} | {mean['centred']:.2f} | {mean['before']:.2f} | | "
                  f"**{mean['fitted']:.2f}** | **{mean['fitted'] - mean['centred']:+.2f}** |")
     model, evidence = fit(rows)
-    lines.append(f"\nFitted on every clip: PLACEMENT_COST/ONE_SIDED = {model}, EVIDENCE = {evidence:.4f} "
-                 f"(suggest.py ships {PLACEMENT_COST:g}/{ONE_SIDED:g}, {EVIDENCE:.4f})")
+    lines.append(f"\nFitted on every clip: PLACEMENT_COST/ONE_SIDED = {model}, EVIDENCE = {evidence:.6f} "
+                 f"(suggest.py ships {PLACEMENT_COST:g}/{ONE_SIDED:g}, {EVIDENCE:.6f})")
     return "\n".join(lines)
 
 
@@ -140,14 +142,16 @@ def main(argv=None) -> None:
     parser.add_argument("--spacing", type=int, default=30, help="budget: as many keyframes as every S-th frame")
     parser.add_argument("--flow-cache", type=Path, default=None, help="flow cache folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, default=None, help="also write the per-clip scores here")
-    parser.add_argument("--rows", type=Path, default=None, help="refit from scores written by --json")
+    parser.add_argument("--rows", type=Path, default=None, help="scores written by --json: refit from them "
+                        "(no CLIPS), or reuse them for the plans they hold (with CLIPS)")
     args = parser.parse_args(argv)
-    if args.rows:
-        rows = json.loads(args.rows.read_text())
-    else:
+    rows = json.loads(args.rows.read_text()) if args.rows else []
+    if args.clips:
+        known = {(row["clip"], tuple(plan["keyframes"])): plan["score"] for row in rows
+                 for plan in [row["centred"], row["uniform"], *row["content"].values()]}
         with tempfile.TemporaryDirectory(prefix="suggest-fit-flow-") as scratch:
             cache = FlowCache(args.flow_cache or scratch)
-            rows = [clip_row(clip, args.spacing, cache) for clip in args.clips]
+            rows = [clip_row(clip, args.spacing, cache, known) for clip in args.clips]
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     for family, title in ((None, "every model"), ("1", "ends weighted like the rest (even content: centred)")):
