@@ -23,7 +23,7 @@ from ..progress import counted
 from .frames import FrameSource
 from .keyframes import find_keyframes, load_keyframes, matched_by_number
 from .labels import write_confidence, write_label
-from .update import frames_digest, label_digest, old_records, plan_update
+from .update import frames_digest, label_digest, plan_update
 
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
 STAGING = ".autolabel-staging"
@@ -101,11 +101,10 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
             records = {}
             stems = source.stems
             if plan is not None and plan.reused:
-                previous = old_records(out)
                 for t in plan.reused:
                     for folder in ("labels", "confidence"):
                         _link_or_copy(out / folder / f"{stems[t]}.png", staging / folder / f"{stems[t]}.png")
-                    records[t] = previous[t]
+                    records[t] = plan.records[t]
                 on_frame(len(records), len(source))
             for done, result in enumerate(propagator.run(plan.spans if plan else None), len(records) + 1):
                 stem = stems[result.index]

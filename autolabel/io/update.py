@@ -47,6 +47,7 @@ class UpdatePlan:
     spans: set[Span] | None
     reused: list[int] = field(default_factory=list)
     record: dict | None = None   # the manifest's "update"; None when OUT held nothing to update
+    records: list[dict] = field(default_factory=list)   # OUT's per-frame records (those of reused frames stay)
 
     def describe(self) -> str:
         if self.spans is None:
@@ -76,6 +77,7 @@ def plan_update(out: Path, *, stems: list[str], keyframes: dict[int, str], ident
         old = json.loads((out / "manifest.json").read_text())
         old_keys = old["keyframe_digests"]
         old_frames = old["frames"]
+        old_stems = [frame["stem"] for frame in old_frames]
     except (OSError, ValueError, KeyError, TypeError):
         return full_run("OUT's results have no keyframe digests to update from")
     if old.get("settings") != identity.get("settings"):
@@ -83,15 +85,17 @@ def plan_update(out: Path, *, stems: list[str], keyframes: dict[int, str], ident
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         return full_run(f"other settings than OUT's ({', '.join(changed)})")
     differing = [key for key, value in identity.items() if old.get(key) != value]
-    if differing or [frame.get("stem") for frame in old_frames] != stems:
+    if differing or old_stems != stems:
         return full_run(f"OUT was made from other frames or labels ({', '.join(differing) or 'frame names'})")
     if refining:
         return full_run("the refiner learns from every keyframe, so every segment is refined again")
     index_of = {stem: i for i, stem in enumerate(stems)}
     try:
         old_digests = {index_of[stem]: digest for stem, digest in old_keys.items()}
-    except KeyError:
+    except (KeyError, AttributeError):
         return full_run("OUT's keyframes name frames the video does not have")
+    if not old_digests:
+        return full_run("OUT's manifest names no keyframes")
     unchanged = {k for k, digest in keyframes.items() if old_digests.get(k) == digest}
     old_spans = set(segments(len(stems), sorted(old_digests)))
     spans = segments(len(stems), sorted(keyframes))
@@ -102,7 +106,7 @@ def plan_update(out: Path, *, stems: list[str], keyframes: dict[int, str], ident
     if missing:
         return full_run(f"OUT lacks results it should hold ({missing[0]}.png)")
     recomputed = [span for span in spans if span not in kept]
-    return UpdatePlan(set(recomputed), reused, {
+    return UpdatePlan(set(recomputed), reused, records=old_frames, record={
         "previous_keyframes": [stems[k] for k in sorted(old_digests)],
         "recomputed": [[stems[start], stems[end]] for start, end, _, _ in recomputed],
         "reused_segments": len(kept),
@@ -110,7 +114,3 @@ def plan_update(out: Path, *, stems: list[str], keyframes: dict[int, str], ident
         "reused_frames": len(reused),
     })
 
-
-def old_records(out: Path) -> list[dict]:
-    """The per-frame records of OUT's manifest (those of reused frames stay as they were)."""
-    return json.loads((out / "manifest.json").read_text())["frames"]
