@@ -9,7 +9,7 @@ from PIL import Image
 from autolabel.io.output import run_clip
 from autolabel.loop.review.draw import worst_region
 from autolabel.loop.review.palette import ClassColors
-from autolabel.loop.suggest import ClipScan, add_keyframes, place_keyframes
+from autolabel.loop.suggest import EVIDENCE, PLACEMENT_COST, ClipScan, add_keyframes, choose_keyframes, place_keyframes
 from autolabel.synth import make_clip
 
 from conftest import run_cli
@@ -23,22 +23,36 @@ def _stems_printed(output):
 
 # ---------------------------------------------------------------- suggest: placement
 
-def test_constant_costs_give_the_centred_placement(monkeypatch):
-    from autolabel.loop import suggest
-
-    monkeypatch.setattr(suggest, "ONE_SIDED", 1.0)    # ends weigh like the rest: plain 1-D k-median
-    positions = np.arange(93, dtype=float)
-    assert place_keyframes(positions, 3) == [15, 46, 77]   # centres of 3 equal parts: int((i + 0.5) * 93 / 3)
+def test_constant_costs_give_the_centred_placement():
+    positions = np.arange(93, dtype=float)           # ends weigh like the rest: plain 1-D k-median
+    assert place_keyframes(positions, 3, one_sided=1.0) == [15, 46, 77]   # int((i + 0.5) * 93 / 3)
 
 
 def test_keyframes_move_towards_where_reliability_runs_out():
     deformation = np.zeros(89)
     deformation[60:75] = 0.5        # a hard stretch late in the clip: bodies bending, flow torn
     scan = ClipScan(np.zeros(89), np.zeros(89), deformation)
-    plan = place_keyframes(scan.positions(), 3)
-    even = place_keyframes(np.arange(90, dtype=float), 3)
+    plan = place_keyframes(scan.positions(), 3, one_sided=1.5)
+    even = place_keyframes(np.arange(90, dtype=float), 3, one_sided=1.5)
     assert even[0] < 15 and even[2] > 75               # one-sided ends count more: outer keyframes move out
     assert plan[1] >= even[1] + 3 and plan[2] - plan[1] < even[2] - even[1]   # closing in on the hard stretch
+
+
+def test_without_content_to_go_on_suggest_keeps_the_centred_placement():
+    # a 49-frame clip of even content: the end-weighted model alone would place 9 and 38 (what cost
+    # an unseen clip of a running dog 12.8 J against centred's 12 and 36)
+    even = ClipScan(np.zeros(48), np.zeros(48), np.zeros(48))
+    assert place_keyframes(even.positions(), 2, one_sided=1.5) == [9, 38]
+    assert choose_keyframes(even, 2) == ([12, 36], 0.0)
+
+
+def test_clear_content_moves_the_keyframes_off_the_centres():
+    deformation = np.zeros(89)
+    deformation[60:75] = 0.5
+    scan = ClipScan(np.zeros(89), np.zeros(89), deformation)
+    plan, evidence = choose_keyframes(scan, 3)
+    assert evidence >= EVIDENCE and plan == place_keyframes(scan.positions(PLACEMENT_COST), 3) != [15, 45, 75]
+    assert choose_keyframes(scan, 3, evidence=evidence + 1e-6)[0] == [15, 45, 75]   # weaker: centred
 
 
 def test_fixed_keyframes_are_kept():

@@ -89,7 +89,8 @@ def batch_command(
                                                    "instance)."),
     resume: bool = typer.Option(False, "--resume",
                                 help="Skip clips whose results are complete and were made from the same inputs "
-                                     "and settings; redo the rest."),
+                                     "and settings; redo the rest (a clip whose keyframes changed as `propagate "
+                                     "--update` does: only the segments they touch)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips that already have results in OUT."),
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache",
                                               help="Folder that keeps computed optical flow for reruns "

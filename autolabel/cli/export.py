@@ -1,4 +1,4 @@
-"""`autolabel export`: the typer command over autolabel.interop.export."""
+"""`autolabel export` and `autolabel import`: the typer commands over autolabel.interop."""
 from __future__ import annotations
 
 from enum import Enum
@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..io.classnames import NAMES_HELP, NAMES_METAVAR
 from ..progress import console, counted
 from .main import app
-from .options import fail
+from .options import fail, interrupted
 
 
 class ExportFormat(str, Enum):
@@ -60,3 +60,37 @@ def export_command(
 
 
 app.command("export")(export_command)
+
+
+def import_command(
+    source: Path = typer.Argument(..., metavar="SOURCE", help="A CVAT 'Segmentation mask 1.1' zip exported after "
+                                  "correcting `export --to cvat` (only the frames whose labels changed are taken), "
+                                  "or a folder of label PNGs in the clip's format named by frame stem (all taken)."),
+    out: Path = typer.Argument(..., metavar="OUT", help="The clip's `propagate` output folder: its manifest gives "
+                               "the frames, size, label format and class ids."),
+    keyframes: Path = typer.Option(..., "--keyframes", "-k", help="The clip's keyframes folder: the corrected "
+                                   "frames are written here as <stem>.png, ready for `propagate --update`."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace labels of frames KEYFRAMES already labels."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Bring corrected frames back in as keyframes, in the clip's own format and ids.
+
+    CVAT labels map back through their names (background becomes the ignore id; for object masks,
+    0). Unknown label names, another frame size, or frames that are not in the clip are refused,
+    and nothing is written. Then: autolabel propagate ... -k KEYFRAMES -o OUT --update.
+    """
+    from ..interop.import_labels import import_labels
+
+    try:
+        summary = import_labels(source, out, keyframes, overwrite=overwrite)
+    except (InputError, ValueError) as error:
+        fail(error)
+    except KeyboardInterrupt:   # the labels are staged first and renamed in at the end
+        interrupted("no corrected frames written")
+    if not quiet:
+        frames = ", ".join(summary["frames"]) or "none"
+        console.print(f"wrote {len(summary['written'])} corrected frames to {keyframes} ({frames}); "
+                      f"{summary['unchanged']} unchanged", highlight=False, markup=False)
+
+
+app.command("import")(import_command)

@@ -69,6 +69,12 @@ def propagate(
     accept_short_video: bool = typer.Option(False, "--accept-short-video",
                                             help="Use a video that decodes to fewer frames than its container "
                                                  "lists (cut short or damaged) as far as it decodes."),
+    update: bool = typer.Option(False, "--update", help="--out holds results and the keyframes gained, lost or "
+                                "changed frames: bring them up to date, byte-identical to a full run. With "
+                                "--no-refine only the segments between keyframes that changed are computed again; "
+                                "with a refiner, which learns from every keyframe, every segment is (pass "
+                                "--flow-cache to both runs to reuse the flow). Other settings or frames mean a full "
+                                "run, and it says so; the manifest's \"update\" records what was computed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Propagate keyframe labels to every frame of a video.
@@ -88,7 +94,7 @@ def propagate(
                                 flow_cache=FlowCache(flow_cache) if flow_cache else None,
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
-                                command=command_line(), accept_short_video=accept_short_video,
+                                update=update, command=command_line(), accept_short_video=accept_short_video,
                                 on_start=reporter.say, on_frame=reporter.frames)
     except InputError as error:
         fail(error)

@@ -137,7 +137,8 @@ class Propagator:
             side.probs, side.reliability = carry(side.probs, side.reliability, None, trust,
                                                  self.settings.decay, maps=maps)
 
-    def run(self) -> Iterator[FrameResult]:
+    def run(self, only: set | None = None) -> Iterator[FrameResult]:
+        """Every frame's result; with `only`, a set of `segments` spans, the keyframes and those spans' frames."""
         for index in self.keyframes:
             label = self.keyframe_label(index)
             yield FrameResult(index, self.classes.channels(label), np.ones(label.shape, np.float32),
@@ -145,7 +146,7 @@ class Propagator:
         if self.refiner is not None:
             self.refiner.start_clip(((self.source.read(k), self.classes.channels(self.keyframe_label(k)))
                                      for k in self.keyframes), len(self.classes), channel_ids=self.classes.channel_ids)
-        spans = segments(len(self.source), self.keyframes)
+        spans = [span for span in segments(len(self.source), self.keyframes) if only is None or span in only]
         # One stream of flow pairs for the whole clip: the next segment's flow is computed
         # while this segment's backward pass runs.
         pairs = flow_pairs(self.source.read, (t for start, end, _, _ in spans for t in range(start, end)),

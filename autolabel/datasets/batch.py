@@ -98,7 +98,8 @@ def propagate_clip(job: ClipJob, out: Path, options: BatchOptions) -> dict:
             if options.refine else None
         return run_clip(video, keyframes, out, settings=options.settings, label_format=options.label_format,
                         ignore_index=options.ignore_index, flow_cache=cache, refiner=refiner, command=options.command,
-                        overwrite=options.overwrite or options.resume)
+                        overwrite=options.overwrite or options.resume,
+                        update=options.resume)  # a clip whose keyframes changed: only what they touch is redone
 
 
 def run_job(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:

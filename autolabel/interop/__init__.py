@@ -2,4 +2,5 @@
 
 export.py   `export`: one output folder into a benchmark or annotation-tool layout
 cvat.py     CVAT's "Segmentation mask 1.1" zip
+import_labels.py  `import`: corrected frames (a CVAT zip or label PNGs) back in as keyframes
 """

@@ -101,6 +101,11 @@ class FrameSource:
     def __len__(self) -> int:
         return len(self.stems)
 
+    @property
+    def files(self) -> list[Path]:
+        """The frame files, or the video file."""
+        return list(self._files) if self._files is not None else [self.path]
+
     def _probe_video(self) -> tuple[int, np.ndarray]:
         # The container's frame count is often wrong; count by decoding, which also
         # proves the file decodes before any output is written.

@@ -24,6 +24,7 @@ from .classnames import names_beside
 from .frames import FrameSource
 from .keyframes import find_keyframes, load_keyframes, matched_by_number
 from .labels import write_confidence, write_label
+from .update import frames_digest, label_digest, plan_update
 
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
 DERIVED_NAMES = ("review",)  # made from the results (review's pictures): replaced results take them along
@@ -56,16 +57,18 @@ def check_writable(out: Path) -> None:
 def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: str | Path, *,
              settings: Settings = Settings(),
              label_format: str | None = None, ignore_index: int | None = 255, color_table=None,
-             refiner=None, flow_cache=None, overwrite: bool = False, command: str | None = None,
-             accept_short_video: bool = False,
+             refiner=None, flow_cache=None, overwrite: bool = False, update: bool = False,
+             command: str | None = None, accept_short_video: bool = False,
              on_start: Callable[[str], None] = lambda message: None,
              on_frame: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Propagate `keyframes` (a folder, or {frame index: label path}) through `video` into `out`.
 
-    `command` (the command line that asked for this run) is recorded in the manifest. Returns the manifest."""
+    `command` (the command line that asked for this run) is recorded in the manifest. `update`: OUT may hold
+    results, and only the segments the keyframes' changes touch are computed again (io/update.py); the
+    manifest's "update" says what was. Returns the manifest."""
     started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out = Path(out)
-    check_output(out, overwrite)
+    check_output(out, overwrite or update)
     created_out = not out.exists()
     source = FrameSource(video, accept_short=accept_short_video)
     try:
@@ -80,6 +83,19 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                               ignore_index=ignore_index, color_table=color_table)
         on_start(f"{counted(len(source), 'frame')}, {source.width}x{source.height}, "
                  f"{counted(len(keys.paths), 'keyframe')}, labels: {keys.format.describe()}")
+        identity = {
+            "version": __version__, "frames_digest": frames_digest(source.files),
+            "settings": {**settings.as_dict(), "label_format": keys.format.kind, "ignore_index": keys.format.ignore_index,
+                         "refiner": getattr(refiner, "name", None)},
+            "color_table": [[i, *rgb] for i, rgb in enumerate(keys.format.colors)]  # rows: id, r, g, b
+                           if keys.format.kind == "rgb" else None}
+        digests = {k: label_digest(keys.label(k)) for k in keys.indices}
+        plan = None
+        if update:
+            plan = plan_update(out, stems=source.stems, keyframes=digests, identity=identity,
+                               refining=refiner is not None)
+            on_start(plan.describe() + (" (no --flow-cache: the flow is computed again)"
+                                        if plan.spans is None and plan.record and flow_cache is None else ""))
         propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache)
         started = time.perf_counter()
         staging = out / STAGING
@@ -90,7 +106,13 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
         try:
             records = {}
             stems = source.stems
-            for done, result in enumerate(propagator.run(), 1):
+            if plan is not None and plan.reused:
+                for t in plan.reused:
+                    for folder in ("labels", "confidence"):
+                        _link_or_copy(out / folder / f"{stems[t]}.png", staging / folder / f"{stems[t]}.png")
+                    records[t] = plan.records[t]
+                on_frame(len(records), len(source))
+            for done, result in enumerate(propagator.run(plan.spans if plan else None), len(records) + 1):
                 stem = stems[result.index]
                 with propagator.timer("write"):
                     write_label(staging / "labels" / f"{stem}.png", keys.classes.to_ids(result.channels), keys.format)
@@ -107,13 +129,13 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                 "video": str(video), **({"accept_short_video": True} if accept_short_video else {}),
                 "keyframes": [stems[i] for i in keys.indices],
                 "keyframes_dir": str(keyframes_dir), "names": None if names is None else str(names),
-                "settings": {**settings.as_dict(), "label_format": keys.format.kind,
-                             "ignore_index": keys.format.ignore_index,
-                             "refiner": getattr(refiner, "name", None)},
+                "settings": identity["settings"],
                 "format": keys.format.describe(),
                 "class_ids": [int(i) for i in keys.classes.ids],
-                **({"color_table": [[i, *rgb] for i, rgb in enumerate(keys.format.colors)]}  # rows: id, r, g, b
-                   if keys.format.kind == "rgb" else {}),
+                **({"color_table": identity["color_table"]} if keys.format.kind == "rgb" else {}),
+                "keyframe_digests": {stems[k]: digest for k, digest in digests.items()},
+                "frames_digest": identity["frames_digest"],
+                **({"update": plan.record} if plan is not None and plan.record else {}),
                 "n_frames": len(source), "size": [source.width, source.height],
                 "frames": [records[i] for i in range(len(source))],
                 "timings": {stage: round(s, 3) for stage, s in propagator.timer.seconds.items()}
@@ -138,3 +160,11 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
     finally:
         source.close()
     return manifest
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A reused result: a hard link where the file system allows one (no bytes copied), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

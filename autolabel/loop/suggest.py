@@ -9,10 +9,11 @@ Summed along the clip these costs give every frame a position on a "label distan
 axis, and a frame's predicted error grows with its label distance to the nearest
 keyframe.
 
-- Before labeling (`place_keyframes`): choose N keyframes minimising the summed label
-  distance of all frames to their nearest keyframe, exactly (1-D k-median by dynamic
-  programming). With constant step costs this is the centred placement (centres of
-  N equal parts); content moves keyframes to where reliability runs out.
+- Before labeling (`choose_keyframes`): N keyframes minimising the summed label distance
+  of all frames to their nearest keyframe, exactly (`place_keyframes`: 1-D k-median by
+  dynamic programming). With constant step costs this is the centred placement (centres
+  of N equal parts); content moves keyframes to where reliability runs out, but only when
+  it predicts enough of a saving (EVIDENCE), else the centres stay.
 - After labeling (`add_keyframes`): the propagation's per-frame uncertainty (mean of
   1 - confidence: the expected share of wrong pixels) is the current error; a new
   keyframe at t is predicted to bring nearby frames down to `slope * label distance
@@ -34,14 +35,22 @@ from ..core.warp import consistency, sampling_maps
 # Cost of one step, in frames: 1 + DEFORMATION_COST * mean |spatial gradient of the flow|.
 # Chosen on the shared DAVIS clips (loop/suggest_bench.py), against weighting the
 # forward-backward occlusion share and (camera-compensated) motion instead: see the closing
-# note of issue 10. Occlusion and motion are still measured, as reasons in --json.
+# note of issue 10. Occlusion and motion are still measured, as reasons in --json. `--add` and
+# the reasons use this axis.
 DEFORMATION_COST = 20.0
 TRUST_THRESHOLD = 0.5       # a pixel whose forward-backward trust is below this counts as occluded
 DECAY = 0.97                # the pipeline's reliability kept per step: predicted reliability = DECAY ** distance
 MAX_CANDIDATES = 600        # exact placement over at most this many evenly spread candidate frames
-# Frames before the first keyframe or after the last get labels from one side only, with no
-# second propagation to fuse: their label distance counts this many times.
-ONE_SIDED = 1.5
+# `suggest --budget` (choose_keyframes): the step cost's deformation weight, how many times the
+# label distance of frames beyond the outer keyframes counts (one propagation, nothing to fuse),
+# and the evidence the content must give to leave the centred placement. Fitted with
+# leave-one-clip-out on the six shared DAVIS clips, among end weights that leave a clip of even
+# content at the centred placement: python -m autolabel.loop.suggest_fit (README, the labeling
+# loop). An end weight of 1.5 (issue 10) gained more on those clips, but it alone moves a 49-frame
+# clip's two keyframes from 12 and 36 to 9 and 38: what cost an unseen clip 12.8 J (issue 15).
+PLACEMENT_COST = 160.0
+ONE_SIDED = 1.0
+EVIDENCE = 0.006652
 
 
 @dataclass
@@ -55,12 +64,12 @@ class ClipScan:
     def n_frames(self) -> int:
         return len(self.occlusion) + 1
 
-    def step_costs(self) -> np.ndarray:
-        return 1.0 + DEFORMATION_COST * self.deformation
+    def step_costs(self, deformation_cost: float = DEFORMATION_COST) -> np.ndarray:
+        return 1.0 + deformation_cost * self.deformation
 
-    def positions(self) -> np.ndarray:
+    def positions(self, deformation_cost: float = DEFORMATION_COST) -> np.ndarray:
         """Each frame's place on the label-distance axis (frame 0 at 0)."""
-        return np.concatenate([[0.0], np.cumsum(self.step_costs())])
+        return np.concatenate([[0.0], np.cumsum(self.step_costs(deformation_cost))])
 
     def frame_occlusion(self) -> np.ndarray:
         """Per frame: the mean of its two neighbouring steps."""
@@ -109,7 +118,8 @@ def scan_clip(source, estimator: FlowEstimator, on_frame=lambda done, total: Non
 
 # ---------------------------------------------------------------- placement
 
-def _segment_costs(positions: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _segment_costs(positions: np.ndarray, candidates: np.ndarray,
+                   one_sided: float = ONE_SIDED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed label distance of the frames served by keyframes at candidates i < j.
 
     Returns (between[i, j]: frames strictly between candidates i and j, each to the
@@ -129,13 +139,14 @@ def _segment_costs(positions: np.ndarray, candidates: np.ndarray) -> tuple[np.nd
     left = total(a + 1, split) - (split - a - 1) * c[i]
     right = (b - split) * c[j] - total(split, b)
     between = np.where(j > i, left + right, np.inf)
-    before = ONE_SIDED * (candidates * c - total(0, candidates))
+    before = one_sided * (candidates * c - total(0, candidates))
     n = len(positions)
-    after = ONE_SIDED * (total(candidates + 1, n) - (n - 1 - candidates) * c)
+    after = one_sided * (total(candidates + 1, n) - (n - 1 - candidates) * c)
     return between, before, after
 
 
-def place_keyframes(positions: np.ndarray, budget: int, fixed: tuple[int, ...] = ()) -> list[int]:
+def place_keyframes(positions: np.ndarray, budget: int, fixed: tuple[int, ...] = (),
+                    one_sided: float = ONE_SIDED) -> list[int]:
     """`budget` frame indices (including `fixed`) minimising the summed label distance of
     every frame to its nearest keyframe. Exact over the candidate frames (every frame
     for clips up to MAX_CANDIDATES frames, evenly spread ones plus `fixed` beyond)."""
@@ -144,7 +155,7 @@ def place_keyframes(positions: np.ndarray, budget: int, fixed: tuple[int, ...] =
         raise ValueError(f"budget must be between {max(1, len(fixed))} and {n} frames")
     candidates = np.unique(np.concatenate([np.linspace(0, n - 1, min(n, MAX_CANDIDATES)).round(),
                                            np.asarray(fixed, float)])).astype(np.int64)
-    between, before, after = _segment_costs(positions, candidates)
+    between, before, after = _segment_costs(positions, candidates, one_sided)
     is_fixed = np.isin(candidates, fixed)
     # No keyframe may jump over a fixed one: forbid transitions i -> j with a fixed candidate strictly between.
     fixed_count = np.cumsum(is_fixed)
@@ -166,6 +177,34 @@ def place_keyframes(positions: np.ndarray, budget: int, fixed: tuple[int, ...] =
     for step in reversed(back):
         chosen.append(int(step[chosen[-1]]))
     return sorted(int(candidates[k]) for k in chosen)
+
+
+def centred(n: int, count: int) -> list[int]:
+    """The centres of `count` equal parts of an n-frame clip: the placement that knows nothing of the content."""
+    return [int((i + 0.5) * n / count) for i in range(count)]
+
+
+def placement_cost(positions: np.ndarray, keyframes, one_sided: float = ONE_SIDED) -> float:
+    """What `place_keyframes` minimises: every frame's label distance to its nearest keyframe, summed,
+    frames beyond the outer keyframes counting `one_sided` times."""
+    keys = sorted(keyframes)
+    weight = np.where((np.arange(len(positions)) < keys[0]) | (np.arange(len(positions)) > keys[-1]), one_sided, 1.0)
+    return float((weight * label_distance(positions, keys)).sum())
+
+
+def choose_keyframes(scan: ClipScan, budget: int, deformation_cost: float = PLACEMENT_COST,
+                     evidence: float = EVIDENCE, one_sided: float = ONE_SIDED) -> tuple[list[int], float]:
+    """(keyframes, evidence found): the content placement when the content is evidence enough, else centred.
+
+    The evidence is how much less summed label distance the content placement predicts than the
+    placement the same model makes for a clip of even content (its prior: centred, or with the ends
+    weighted, outer keyframes pulled in), as a share of the latter. Without content to go on a
+    model's prior is a guess; the centred placement is the rule that costs no clip much."""
+    positions = scan.positions(deformation_cost)
+    moved = place_keyframes(positions, budget, one_sided=one_sided)
+    prior = place_keyframes(np.arange(scan.n_frames, dtype=float), budget, one_sided=one_sided)
+    found = 1.0 - placement_cost(positions, moved, one_sided) / max(placement_cost(positions, prior, one_sided), 1e-12)
+    return (moved if found >= evidence else centred(scan.n_frames, budget)), found
 
 
 def label_distance(positions: np.ndarray, keyframes) -> np.ndarray:
@@ -213,14 +252,21 @@ def add_keyframes(positions: np.ndarray, uncertainty: np.ndarray, keyframes: lis
     return sorted(chosen)
 
 
+def frame_uncertainty(confidence: np.ndarray) -> float:
+    """Mean of (1 - confidence) as the confidence PNG holds it (8 bits, io.labels.write_confidence), so a
+    propagation's own output folder (`suggest --from`) and a fresh propagation (`-k`) give the same number."""
+    stored = np.rint(confidence * 255).astype(np.uint8)
+    return float(1.0 - (stored.astype(np.float32) / np.float32(255)).mean())
+
+
 def propagation_uncertainty(source, keyframe_label, keyframes: list[int], classes, settings,
                             flow_cache=None, on_frame=lambda done, total: None) -> np.ndarray:
-    """Per frame: mean of (1 - confidence) of a geometric propagation (no refiner), streamed."""
+    """Per frame: `frame_uncertainty` of a geometric propagation (no refiner), streamed."""
     from ..core.pipeline import Propagator
 
     propagator = Propagator(source, keyframe_label, keyframes, classes, settings, None, flow_cache)
     uncertainty = np.zeros(len(source))
     for done, result in enumerate(propagator.run(), 1):
-        uncertainty[result.index] = float(1.0 - result.confidence.mean())
+        uncertainty[result.index] = frame_uncertainty(result.confidence)
         on_frame(done, len(source))
     return uncertainty

@@ -29,7 +29,7 @@ from ..io.frames import FrameSource
 from ..io.keyframes import find_keyframes
 from ..evaluation.bench import clip_paths
 from ..evaluation.evaluate import evaluate, read_confidence
-from .suggest import add_keyframes, place_keyframes, scan_clip
+from .suggest import add_keyframes, centred, choose_keyframes, scan_clip
 
 SPACINGS = (30, 10)
 ADDED = 3
@@ -37,10 +37,6 @@ ADDED = 3
 
 def uniform(n: int, spacing: int) -> list[int]:
     return list(range(0, n, spacing))
-
-
-def centred(n: int, count: int) -> list[int]:
-    return [int((i + 0.5) * n / count) for i in range(count)]
 
 
 def gap_midpoints(n: int, keyframes: list[int], count: int) -> list[int]:
@@ -94,7 +90,7 @@ def compare(clip: Path, cache: FlowCache, log=print) -> dict:
             count = len(uniform(n, spacing))
             run(f"uniform{spacing}", uniform(n, spacing), base_out if spacing == 30 else None)
             run(f"centred{spacing}", centred(n, count))
-            run(f"suggest{spacing}", place_keyframes(positions, count))
+            run(f"suggest{spacing}", choose_keyframes(scan, count)[0])
         base = uniform(n, 30)
         run("+gaps", base + gap_midpoints(n, base, ADDED))
         uncertainty = np.array([1.0 - read_confidence(base_out / "confidence" / f"{stem}.png").mean()

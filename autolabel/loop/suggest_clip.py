@@ -12,8 +12,8 @@ from ..errors import InputError
 from ..io.frames import FrameSource
 from ..io.keyframes import find_keyframes, load_keyframes
 from ..evaluation.evaluate import read_confidence
-from .suggest import DECAY, add_keyframes, label_distance, place_keyframes, propagation_uncertainty, removal_cost, \
-    scan_clip
+from .suggest import DECAY, add_keyframes, choose_keyframes, frame_uncertainty, label_distance, \
+    propagation_uncertainty, removal_cost, scan_clip
 
 
 def _reasons(scan, positions, index: int, keyframes: list[int], gain: float) -> dict:
@@ -27,21 +27,29 @@ def _reasons(scan, positions, index: int, keyframes: list[int], gain: float) -> 
             "gain": round(gain, 4) if np.isfinite(gain) else None}  # a lone keyframe: nothing without it
 
 
-def _uncertainty_from(out: Path, stems: list[str]) -> tuple[list[int], np.ndarray]:
-    """(keyframe indices, per-frame mean of 1 - confidence) of a propagation output folder."""
+def _from_output(out: Path, stems: list[str], settings: Settings) -> tuple[list[int], np.ndarray | None, dict]:
+    """(keyframe indices, per-frame uncertainty or None, manifest) of a propagation output folder.
+
+    Its confidence is used only when it is the propagation `-k KEYFRAMES --add` makes (geometric, no
+    refiner, the same flow and fusion): a refiner's confidence measures something else, and `--from` and
+    `-k` must suggest the same frames. Otherwise (None) OUT's keyframe labels are propagated again."""
     manifest_path = out / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text())
         keyframe_stems = list(manifest["keyframes"])
+        made_with = manifest["settings"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InputError(manifest_path, f"not a propagation result ({type(error).__name__}: {error})") from None
     index_of = {stem: i for i, stem in enumerate(stems)}
     if set(keyframe_stems) - set(index_of) or manifest.get("n_frames") != len(stems):
         raise InputError(manifest_path, "was made from another video (frame count or stems differ)")
+    keys = sorted(index_of[s] for s in keyframe_stems)
+    if made_with.get("refiner") is not None or any(made_with.get(k) != v for k, v in settings.as_dict().items()):
+        return keys, None, manifest
     uncertainty = np.zeros(len(stems))
     for i, stem in enumerate(stems):
-        uncertainty[i] = 1.0 - read_confidence(out / "confidence" / f"{stem}.png").mean()
-    return sorted(index_of[s] for s in keyframe_stems), uncertainty
+        uncertainty[i] = frame_uncertainty(read_confidence(out / "confidence" / f"{stem}.png"))
+    return keys, uncertainty, manifest
 
 
 def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None = None, from_dir=None,
@@ -70,10 +78,16 @@ def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None
         if keyframes is not None:
             paths = find_keyframes(keyframes, source.stems)
             given = sorted(paths)
+        uncertainty = None
         if from_dir is not None:
-            from_keys, uncertainty = _uncertainty_from(Path(from_dir), source.stems)
+            from_keys, uncertainty, manifest = _from_output(Path(from_dir), source.stems, settings)
             if keyframes is not None and from_keys != given:
                 raise InputError(from_dir, f"was propagated from other keyframes than {keyframes}")
+            if keyframes is None:   # OUT's labels at its keyframes are the keyframes, in their own format
+                paths = {k: Path(from_dir) / "labels" / f"{source.stems[k]}.png" for k in from_keys}
+                label_format = manifest["settings"].get("label_format", label_format)
+                ignore_index = manifest["settings"].get("ignore_index", ignore_index)
+                color_table = None  # the confidence does not depend on which id a colour has
             given = from_keys
         if add is not None and not 1 <= add <= n - len(given):
             raise InputError(video, f"--add must be between 1 and {n - len(given)} "
@@ -83,12 +97,12 @@ def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None
         scan = scan_clip(source, estimator, on_frame)
         positions = scan.positions()
         if budget is not None:
-            chosen = place_keyframes(positions, budget)
+            chosen, _ = choose_keyframes(scan, budget)
             gains = removal_cost(positions, chosen)
             picks = [(k, gains[k] / n) for k in chosen]
             gain_unit = "frames of label distance saved, per frame of the clip"
         else:
-            if from_dir is None:
+            if uncertainty is None:
                 keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
                                       ignore_index=ignore_index, color_table=color_table)
                 on_start(f"propagating {len(given)} keyframes (geometric, no refiner) for the confidence")
