@@ -179,3 +179,19 @@ def test_train_command_reports_and_refuses_unknown_clips(tiny_dataset, tmp_path)
 
 def test_work_size_keeps_frames_small_and_aligned():
     assert work_size(854, 480) == (448, 256) and work_size(64, 48) == (64, 48)
+
+
+def test_fit_fusion_writes_a_weight_and_a_calibration_per_label_set_size(tmp_path):
+    from autolabel.refiner.fusion import fit_fusion
+
+    clip = make_clip(n_frames=31, height=48, width=64, n_objects=2, seed=6)
+    write_clip(clip, tmp_path / "clip", label_format="palette")
+    summary = fit_fusion([(tmp_path / "clip" / "frames", tmp_path / "clip" / "labels")], tiny_weights(),
+                         tmp_path / "fitted.pt", every=10, steps=3, log=lambda message: None)
+    assert summary["targets"] > 0
+    fitted = load_weights(tmp_path / "fitted.pt")
+    assert fitted.alpha(3) in (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+    table = fitted.calibration(3)
+    accuracy = np.array(table["accuracy"])
+    assert (np.diff(accuracy, axis=1) >= 0).all() and ((accuracy >= 0) & (accuracy <= 1)).all()
+    assert fitted.trained["fusion"]["fit"]

@@ -41,7 +41,11 @@ def train(
                                     "clips or folders of clips; --init: the network; labels every --every frames, "
                                     "10 by default); the network itself is kept."),
     adapt_steps: Optional[int] = typer.Option(None, "--adapt-steps", min=0, help="With --fit-fusion: per-clip "
-                                              "learning steps (default: the weights' CPU setting)."),
+                                              "learning steps on the CPU, fitted for and written as the default "
+                                              "(default: 50)."),
+    drop_head: bool = typer.Option(False, "--drop-head", help="With --fit-fusion: keep only the network's trunk, "
+                                   "so that every clip starts a head of its own (a refiner for any label set, "
+                                   "like the shipped one)."),
     classic: bool = typer.Option(False, "--classic", help="Fit the classic refiner's strengths instead "
                                  "(JSON weights; DATASET: densely labeled clips, --every 10 by default)."),
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="With --classic: keep optical flow here."),
@@ -60,7 +64,7 @@ def train(
     from ..refiner.weights import resolve_device
 
     if fit_fusion:
-        return _fit_fusion(dataset, out, every or 10, hold_out, init, device, adapt_steps)
+        return _fit_fusion(dataset, out, every or 10, hold_out, init, device, adapt_steps, drop_head)
 
     if len(dataset) != 1:
         fail(InputError(" ".join(map(str, dataset)), "give one DATASET (several clips: put them in one folder)"))
@@ -103,18 +107,21 @@ def _train_classic(clips: list[Path], out: Path, every: int, flow_cache: Optiona
 
 
 def _fit_fusion(clips: list[Path], out: Path, every: int, hold_out: list[str], init: Optional[Path], device: str,
-                adapt_steps: Optional[int]) -> None:
+                adapt_steps: Optional[int], drop_head: bool) -> None:
     from ..evaluation.bench import clip_paths, expand_clips
     from ..refiner.fusion import fit_fusion
-    from ..refiner.weights import load_weights, resolve_device
+    from ..refiner.weights import ADAPT_STEPS, load_weights, resolve_device
 
     try:
         torch_device = resolve_device(device)
         pairs = [clip_paths(clip) for clip in expand_clips(clips) if clip.name not in hold_out]
         weights = load_weights(init)
+        weights.adapt_steps = {**ADAPT_STEPS, **({} if adapt_steps is None else {"cpu": adapt_steps})}
+        if drop_head:
+            weights.head = weights.class_ids = weights.ignore_index = None
         with Reporter("fitting") as reporter:
-            summary = fit_fusion(pairs, weights, out, every=every, device=torch_device, steps=adapt_steps,
-                                 log=reporter.say)
+            summary = fit_fusion(pairs, weights, out, every=every, device=torch_device,
+                                 steps=weights.adapt_steps["cpu"], log=reporter.say)
     except InputError as error:
         fail(error)
     console.print(f"wrote {out} from {summary['targets']} labeled frames between keyframes in "

@@ -115,7 +115,9 @@ def fit_fusion(clips: list[tuple[Path, Path]], weights: Weights, out: Path, *, e
                log: Callable[[str], None] = print) -> dict:
     """Fit alpha and the calibration on `clips` and write `weights` with them to `out`."""
     from ..core.refine import load_refiner as load_classic
+    from .weights import resolve_device
 
+    device = device or resolve_device("auto")
     started = time.perf_counter()
     targets: list[Target] = []
     recording = replace(weights, fusion={"alpha": {1 << 16: 1.0}})   # any weight > 0: the network is trained
@@ -141,11 +143,13 @@ def fit_fusion(clips: list[tuple[Path, Path]], weights: Weights, out: Path, *, e
                                    t.log_net, a * t.u)[0], t.truth, t.log_net.shape[0]) for t in group]
             scores.append(float(np.mean(ious)))
         alpha[bound] = ALPHAS[int(np.argmax(scores))]
-        table[bound] = {"frames": len(group), "mean_iou_by_alpha": dict(zip(map(str, ALPHAS), np.round(scores, 4)))}
+        table[bound] = {"frames": len(group), "mean_iou_by_alpha": {str(a): round(float(v), 4) for a, v in zip(ALPHAS, scores)}}
         log(f"up to {bound} channels: {len(group)} frames, mean IoU by alpha "
             + ", ".join(f"{a}: {100 * s:.2f}" for a, s in zip(ALPHAS, scores)) + f" -> alpha {alpha[bound]}")
     weights.fusion = {"alpha": alpha, "calibration": calibration}
     weights.trained = {**weights.trained, "fusion": {"clips": [str(f.parent.name) for f, _ in clips],
+                                                     "adapt_steps": steps if steps is not None
+                                                     else weights.adapt_steps["cpu"],
                                                      "every": every, "spacings": list(SPACINGS),
                                                      "seconds": round(time.perf_counter() - started, 1),
                                                      "fit": {str(b): v for b, v in table.items()}}}

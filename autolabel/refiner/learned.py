@@ -28,7 +28,11 @@ from .samples import LabeledFrames
 from .weights import Weights
 
 MAX_KEYFRAMES = 64     # keyframes kept to learn from (evenly spaced), so memory stays bounded
-THREADS = 2            # fixed: the thread count changes float sums, and so the outputs
+# Fixed, because the thread count changes float sums and so the outputs. Learning runs before the
+# flow starts and takes 2 threads; frames are refined while the flow's two threads run, and torch's
+# OpenMP threads spinning beside them were 20x slower than one thread (measured on 2 cores).
+LEARN_THREADS = 2
+REFINE_THREADS = 1
 ONE_SIDED_UNIT = 30    # frames: u for the ends of a clip, which have one keyframe
 
 
@@ -51,7 +55,7 @@ class LearnedRefiner:
     def start_clip(self, keyframes, n_channels: int, channel_ids=None) -> None:
         """`keyframes`: (frame, channel indices) of every keyframe; `channel_ids`: the label id of each
         channel (to start the head from a dataset refiner's classes)."""
-        torch.set_num_threads(THREADS)
+        torch.set_num_threads(LEARN_THREADS)
         torch.manual_seed(self.seed)
         kept = LabeledFrames()
         stride = [1]
@@ -73,11 +77,14 @@ class LearnedRefiner:
         net = self.weights.network(n_channels)
         from_dataset = self._head_from_dataset(net, channel_ids)
         if self.adapt and self.steps > 0:
-            Fitter(net, kept, n_channels, Schedule(self.steps, batch=4, crop=128, seed=self.seed), self.device).run()
+            # crops no larger than the frames: a small clip's steps cost what its pixels do
+            crop = min(128, *(min(frame.shape[:2]) for frame in kept.frames))
+            Fitter(net, kept, n_channels, Schedule(self.steps, batch=4, crop=crop, seed=self.seed), self.device).run()
         elif not from_dataset:   # a head that never saw a label says nothing
             self.alpha = 0.0
             return
         self.net = net.to(self.device).eval()
+        torch.set_num_threads(REFINE_THREADS)
 
     def _head_from_dataset(self, net, channel_ids) -> bool:
         """Rows of the new head for ids the dataset refiner knows start as its rows. True if any did."""

@@ -26,6 +26,8 @@ from ..errors import InputError
 from .model import WORK_PIXELS, RefinerNet
 
 FORMAT = "autolabel-learned-refiner/1"
+# Per-clip learning steps by default: the CPU's few keep a run near the flow's cost; a GPU affords more.
+ADAPT_STEPS = {"cpu": 50, "cuda": 500}
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "refiner.pt"
 
 
@@ -37,7 +39,7 @@ class Weights:
     ignore_index: int | None = None
     work_pixels: int = WORK_PIXELS
     fusion: dict = field(default_factory=lambda: {"alpha": {}})   # unfitted: the network has no say
-    adapt_steps: dict = field(default_factory=lambda: {"cpu": 50, "cuda": 500})
+    adapt_steps: dict = field(default_factory=lambda: dict(ADAPT_STEPS))
     trained: dict = field(default_factory=dict)
     path: Path | None = None
 
@@ -61,6 +63,7 @@ class Weights:
                 "adapt_steps": dict(self.adapt_steps), "trained": self.trained}
         staging = path.with_name(f".{path.name}.tmp")
         torch.save(blob, staging)
+        torch.load(staging, weights_only=True)   # what we write must load the safe way
         staging.replace(path)
 
 
