@@ -15,6 +15,8 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
+from .half import to_half, to_single
+
 FlowBackend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 DIS_PRESETS = {
@@ -98,7 +100,7 @@ class FlowEstimator:
         # machine this was about twice as fast as one after the other on DIS's own threads
         # (measured by `autolabel bench`, which times both).
         backward = self._pool.submit(self._flow_backward, gray_b, gray_a)
-        flows = (self._flow_forward(gray_a, gray_b).astype(np.float16), backward.result().astype(np.float16))
+        flows = (to_half(self._flow_forward(gray_a, gray_b)), to_half(backward.result()))
         if self.cache is not None:
             self.cache.save(gray_a, gray_b, self.key, *flows)
         return flows
@@ -110,7 +112,7 @@ class FlowEstimator:
 
 def full_size(flow_small: np.ndarray, width: int, height: int) -> np.ndarray:
     """A flow from `FlowEstimator.pair_small` (working scale, float16) at full size, float32."""
-    return upscale_flow(flow_small.astype(np.float32), width, height)
+    return upscale_flow(to_single(flow_small), width, height)
 
 
 # Flow runs ahead of the pipeline by as many pairs as fit in the bytes the caller leaves it
