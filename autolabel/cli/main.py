@@ -14,8 +14,8 @@ from ..errors import InputError
 from ..progress import Reporter, console, counted, tables
 from .help import App
 from .options import (AdaptOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
-                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, VideoOption,
-                      command_line, fail, interrupted, make_refiner, make_settings)
+                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, ThreadsOption,
+                      VideoOption, command_line, fail, interrupted, make_refiner, make_settings)
 
 app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
@@ -58,6 +58,7 @@ def propagate(
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="Keep optical flow in this folder and "
                                               "reuse what is there (e.g. from `autolabel suggest --flow-cache`)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in --out."),
+    threads: Optional[int] = ThreadsOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Propagate keyframe labels to every frame of a video.
@@ -77,7 +78,8 @@ def propagate(
                                 flow_cache=FlowCache(flow_cache) if flow_cache else None,
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
-                                command=command_line(), on_start=reporter.say, on_frame=reporter.frames)
+                                command=command_line(), threads=threads, on_start=reporter.say,
+                                on_frame=reporter.frames)
     except (InputError, ValueError) as error:
         fail(error)
     except KeyboardInterrupt:
@@ -184,6 +186,7 @@ def bench(
                                                  "clip of N frames of WxH (e.g. 2000x1920x1080); nothing is written."),
     classes: int = typer.Option(19, "--classes", min=1, max=256,
                                 help="With --long-clip: classes in the generated clip, all in every keyframe at 1080p."),
+    threads: Optional[int] = ThreadsOption,
 ) -> None:
     """Measure quality and speed on densely labeled clips.
 
@@ -191,7 +194,7 @@ def bench(
     of the `autolabel propagate` command as a ratio to the optical flow
     alone (a plain loop: decode, both flows per pair; same run).
     """
-    from ..evaluation.bench import bench_clip, bench_long_clip, expand_clips, results_table
+    from ..evaluation.bench import bench_clip, bench_long_clip, expand_clips, results_table, stages_table
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
     if long_clip:
@@ -208,13 +211,13 @@ def bench(
     if long_clip:
         with Reporter("frames") as reporter:
             result = bench_long_clip(n_frames, width, height, keyframe_every, classes, settings, refiner,
-                                     on_frame=reporter.frames)
+                                     on_frame=reporter.frames, threads=threads)
         typer.echo(json.dumps(result))
         return
     results = []
     try:
         for clip in expand_clips(clips):
-            result = bench_clip(clip, keyframe_every, settings, refiner)
+            result = bench_clip(clip, keyframe_every, settings, refiner, threads)
             results.append(result)
             if as_json:
                 typer.echo(json.dumps(result))
@@ -225,6 +228,7 @@ def bench(
         fail(error)
     if not as_json:
         tables.print(results_table(results, settings, refiner))
+        tables.print(stages_table(results))
 
 
 @app.command()

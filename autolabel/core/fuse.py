@@ -102,12 +102,22 @@ def label_and_confidence(probs: SoftLabels, waiting: TopChannels | None = None, 
         kept = waiting.kept()
         for channel, p in kept:
             value += share * np.where(channel == label, p, 0)
+        # Another channel can win only where the waiting side gives it some probability or this side
+        # is unsure (elsewhere it scores 0 against a positive value): the rest keep this side's winner.
+        mask = np.zeros(label.shape, bool)
         for channel, p in kept:
-            candidate = share * p
-            candidate += rest * probs.at(channel)
-            better = (candidate > value) | ((candidate == value) & (channel < label))  # ties: lowest channel
-            label = np.where(better, channel, label)
-            value = np.where(better, candidate, value)
+            mask |= (channel != label) & (p > 0)
+        mask[probs.open] = True
+        contested = np.flatnonzero(mask)
+        label_at, value_at, share, rest = label[contested], value[contested], share[contested], rest[contested]
+        for channel, p in kept:
+            channel = channel if np.ndim(channel) == 0 else channel[contested]
+            candidate = share * p[contested]
+            candidate += rest * probs.at(channel, contested)
+            better = (candidate > value_at) | ((candidate == value_at) & (channel < label_at))  # ties: lowest channel
+            label_at = np.where(better, channel, label_at)
+            value_at = np.where(better, candidate, value_at)
+        label[contested], value[contested] = label_at, value_at
     np.minimum(value, 255, out=value)  # share + rest may round above 1
     value /= 255
     return label.reshape(height, width), value.reshape(height, width)

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 
 from . import fuse as fusion
-from .flow import FlowEstimator, flow_pairs, full_size
+from .flow import FlowEstimator, flow_pairs, full_size, use_threads
 from .fuse import TopChannels
 from .half import to_half
 from .memory import map_large_arrays
@@ -115,16 +115,19 @@ class Propagator:
     `refiner` (core.refine.Refiner), when given, refines every fused frame; it is shown the
     clip's keyframes first, and when it adapts, once per segment with two keyframes, the left
     keyframe's labels carried all the way to the right one, whose true label is the target.
+    `threads`: how many threads OpenCV may use (None: every core); results do not depend on it.
     """
 
     def __init__(self, source, keyframe_label: Callable[[int], np.ndarray], keyframes: list[int],
-                 classes: ClassSet, settings: Settings = Settings(), refiner=None, flow_cache=None):
+                 classes: ClassSet, settings: Settings = Settings(), refiner=None, flow_cache=None,
+                 threads: int | None = None):
         if not keyframes:
             raise ValueError("no keyframes")
         self.source, self.keyframe_label = source, keyframe_label
         self.keyframes, self.classes, self.settings = sorted(keyframes), classes, settings
         self.refiner = refiner
-        self.flow = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale, flow_cache)
+        self.flow = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale, flow_cache,
+                                  use_threads(threads))
         self.timer = StageTimer()
         map_large_arrays()
         self._held: list[dict] = []  # what the current segment keeps between its two passes

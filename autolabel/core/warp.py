@@ -35,16 +35,19 @@ class SamplingMaps:
     """
     map_xy: np.ndarray    # HxWx2 int16: integer sample position (the top-left of the four pixels blended)
     map_frac: np.ndarray  # HxW uint16: sub-pixel interpolation table index
-    outside: np.ndarray | None  # HxW bool: the sample lands outside the source frame (dropped once used)
+    inside: np.ndarray | None  # HxW uint8: 255 where the sample lands inside the source frame, else 0
+
+    @property
+    def outside(self) -> np.ndarray:
+        return self.inside == 0
 
 
 def sampling_maps(flow: np.ndarray) -> SamplingMaps:
     height, width = flow.shape[:2]
     map_xy = _grid(height, width) + flow
-    map_x, map_y = map_xy[..., 0], map_xy[..., 1]
-    outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
+    inside = cv2.inRange(map_xy, (0, 0), (width - 1, height - 1))
     map_xy, map_frac = cv2.convertMaps(map_xy, None, cv2.CV_16SC2)
-    return SamplingMaps(map_xy, map_frac, outside)
+    return SamplingMaps(map_xy, map_frac, inside)
 
 
 def warp(image: np.ndarray, flow: np.ndarray, maps: SamplingMaps | None = None) -> np.ndarray:
@@ -59,7 +62,8 @@ def warp(image: np.ndarray, flow: np.ndarray, maps: SamplingMaps | None = None) 
 
 
 def _squared_norm(vectors: np.ndarray) -> np.ndarray:
-    return vectors[..., 0] ** 2 + vectors[..., 1] ** 2
+    squares = cv2.multiply(vectors, vectors).reshape(vectors.shape)
+    return np.add(squares[..., 0], squares[..., 1])
 
 
 def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps: SamplingMaps | None = None) -> np.ndarray:
@@ -80,8 +84,7 @@ def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps: SamplingMaps
     exponent /= scale
     np.negative(exponent, out=exponent)
     trust = cv2.exp(exponent, exponent)
-    trust[maps.outside] = 0.0
-    return trust
+    return cv2.bitwise_and(trust, trust, mask=maps.inside)  # 0 where the pull leaves the frame
 
 
 @dataclass
@@ -106,6 +109,17 @@ class SoftLabels:
         return cls(label, np.ones(label.shape, bool), np.zeros(0, np.intp), np.zeros((0, n_channels), np.uint8),
                    n_channels)
 
+    @classmethod
+    def from_dense(cls, probs: np.ndarray) -> "SoftLabels":
+        """From HxWxC byte probabilities."""
+        n = probs.shape[2]
+        flat = probs.reshape(-1, n)
+        label = flat.argmax(axis=1)
+        certain = (flat[np.arange(len(flat)), label] == 255) & (flat.sum(axis=1, dtype=np.int64) == 255)
+        open_ = np.flatnonzero(~certain)
+        return cls(label.astype(_label_dtype(n)).reshape(probs.shape[:2]), certain.reshape(probs.shape[:2]),
+                   open_, flat[open_], n)
+
     @property
     def shape(self) -> tuple[int, int, int]:
         return (*self.label.shape, self.n_channels)
@@ -124,12 +138,23 @@ class SoftLabels:
         value[self.open] = self.rows.max(axis=1)
         return self.label.reshape(-1), value
 
-    def at(self, channels: np.ndarray | int) -> np.ndarray:
-        """The byte probability of `channels` (flat, one per pixel, or one for all) per pixel, flat."""
-        value = (self.label.reshape(-1) == channels).view(np.uint8) * np.uint8(255)
-        chosen = channels if np.ndim(channels) == 0 else channels[self.open]
-        value[self.open] = self.rows[np.arange(len(self.open)), chosen]
+    def at(self, channels: np.ndarray | int, pixels: np.ndarray | None = None) -> np.ndarray:
+        """The byte probability of `channels` (one per pixel, or one for all) at `pixels` (flat indices,
+        ascending; default every pixel), flat."""
+        label = self.label.reshape(-1) if pixels is None else self.label.reshape(-1)[pixels]
+        value = (label == channels).view(np.uint8) * np.uint8(255)
+        where, rows = (self.open, self.rows) if pixels is None else self._rows_among(pixels)
+        chosen = channels if np.ndim(channels) == 0 else channels[where]
+        value[where] = rows[np.arange(len(where)), chosen]
         return value
+
+    def _rows_among(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in `pixels` of the open ones, their rows)."""
+        if len(self.open) == 0:
+            return np.zeros(0, np.intp), self.rows
+        position = np.searchsorted(self.open, pixels).clip(0, len(self.open) - 1)
+        where = np.flatnonzero(self.open[position] == pixels)
+        return where, self.rows[position[where]]
 
 
 def _label_dtype(n_channels: int):

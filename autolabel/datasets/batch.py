@@ -7,6 +7,7 @@ command is in autolabel/cli/batch.py.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -22,8 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable
 
-import cv2
-
+from ..core.flow import cores
 from ..core.refine import load_refiner
 from ..errors import InputError
 from ..io.output import run_clip
@@ -97,7 +97,7 @@ def propagate_clip(job: ClipJob, out: Path, options: BatchOptions) -> dict:
         refiner = load_refiner(options.refiner, options.adapt) if options.refine else None
         return run_clip(video, keyframes, out, settings=options.settings, label_format=options.label_format,
                         ignore_index=options.ignore_index, flow_cache=cache, refiner=refiner, command=options.command,
-                        overwrite=options.overwrite or options.resume)
+                        overwrite=options.overwrite or options.resume, threads=options.threads)
 
 
 def run_job(job: ClipJob, out_root: Path, options: BatchOptions) -> dict:
@@ -138,11 +138,9 @@ def run_in_process(jobs: list[ClipJob], out_root: Path, options: BatchOptions, o
         on_done(run_job(job, out_root, options))
 
 
-def _start_worker(workers: int, batch_pid: int) -> None:
-    """Split OpenCV's threads among the workers instead of each taking every core, and on Linux die
-    with the batch: a worker orphaned by `kill -9 <batch>` must not go on writing a clip that the
-    resumed batch redoes at the same time."""
-    cv2.setNumThreads(max(1, (os.cpu_count() or 1) // workers))
+def _start_worker(batch_pid: int) -> None:
+    """On Linux, die with the batch: a worker orphaned by `kill -9 <batch>` must not go on writing a
+    clip that the resumed batch redoes at the same time."""
     signal.signal(signal.SIGINT, _interrupt_worker)
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -181,8 +179,10 @@ def _run_job_in_worker(job: ClipJob, out_root: Path, options: BatchOptions) -> d
 def run_in_processes(jobs: list[ClipJob], out_root: Path, options: BatchOptions, workers: int, on_done) -> None:
     # spawn, not fork: forking a process that already runs OpenCV/torch threads can deadlock the child.
     context = multiprocessing.get_context("spawn")
+    # Split the cores among the workers instead of each taking every core.
+    options = dataclasses.replace(options, threads=options.threads or max(1, cores() // workers))
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(workers, os.getpid())) as pool:
+                             initargs=(os.getpid(),)) as pool:
         # Workers start (on submit) ignoring Ctrl-C until their initializer installs _interrupt_worker.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:

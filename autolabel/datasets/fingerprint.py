@@ -44,6 +44,7 @@ class BatchOptions:
     refiner: Path | None = None          # its weights (None: models/refiner.json)
     adapt: bool = True                   # the refiner chooses its strengths per clip
     command: str | None = None           # the batch's command line, for the manifests (not a setting)
+    threads: int | None = None           # OpenCV threads per clip (None: every core; not a setting)
 
 
 # ------------------------------------------------------------------ inputs and fingerprint

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -26,6 +28,9 @@ from .labels import write_confidence, write_label
 
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
 STAGING = ".autolabel-staging"
+# Frames handed to the PNG writer thread and not yet written: enough to ride out a slow frame, few
+# enough that memory stays a few frames.
+WRITES_AHEAD = 3
 
 
 def check_output(out: Path, overwrite: bool) -> None:
@@ -55,11 +60,13 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
              settings: Settings = Settings(),
              label_format: str | None = None, ignore_index: int | None = 255, color_table=None,
              refiner=None, flow_cache=None, overwrite: bool = False, command: str | None = None,
+             threads: int | None = None,
              on_start: Callable[[str], None] = lambda message: None,
              on_frame: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Propagate `keyframes` (a folder, or {frame index: label path}) through `video` into `out`.
 
-    `command` (the command line that asked for this run) is recorded in the manifest. Returns the manifest."""
+    `command` (the command line that asked for this run) is recorded in the manifest; `threads` is how many
+    threads OpenCV may use (None: every core). Returns the manifest."""
     started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out = Path(out)
     check_output(out, overwrite)
@@ -73,28 +80,25 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                               ignore_index=ignore_index, color_table=color_table)
         on_start(f"{counted(len(source), 'frame')}, {source.width}x{source.height}, "
                  f"{counted(len(keys.paths), 'keyframe')}, labels: {keys.format.describe()}")
-        propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache)
+        propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache,
+                                threads)
         started = time.perf_counter()
         staging = out / STAGING
         if staging.exists():
             shutil.rmtree(staging)  # ours, left by a killed run
         (staging / "labels").mkdir(parents=True)
         (staging / "confidence").mkdir()
+
+        def write(stem: str, channels: np.ndarray, confidence: np.ndarray) -> None:
+            with propagator.timer("write"):
+                write_label(staging / "labels" / f"{stem}.png", keys.classes.to_ids(channels), keys.format)
+                write_confidence(staging / "confidence" / f"{stem}.png", confidence)
+
+        # PNGs are written on a thread of their own (zlib and numpy release the GIL), beside the pipeline.
         try:
-            records = {}
+            with ThreadPoolExecutor(1, thread_name_prefix="write-png") as writer:
+                records = _propagate_and_write(propagator, source.stems, keys.indices, writer, write, on_frame)
             stems = source.stems
-            for done, result in enumerate(propagator.run(), 1):
-                stem = stems[result.index]
-                with propagator.timer("write"):
-                    write_label(staging / "labels" / f"{stem}.png", keys.classes.to_ids(result.channels), keys.format)
-                    write_confidence(staging / "confidence" / f"{stem}.png", result.confidence)
-                records[result.index] = {
-                    "stem": stem, "keyframe": result.is_keyframe,
-                    "sources": [stems[k] for k in result.sources],
-                    "distance": min(abs(result.index - k) for k in keys.indices),
-                    "mean_confidence": round(float(result.confidence.mean()), 4),
-                }
-                on_frame(done, len(source))
             manifest = {
                 "tool": "autolabel", "version": __version__, "command": command, "started": started_at,
                 "video": str(video), "keyframes": [stems[i] for i in keys.indices],
@@ -126,3 +130,24 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
     finally:
         source.close()
     return manifest
+
+
+def _propagate_and_write(propagator: Propagator, stems: list[str], keyframes: list[int], writer: ThreadPoolExecutor,
+                         write: Callable, on_frame: Callable[[int, int], None]) -> dict[int, dict]:
+    """Run the pipeline, handing each frame to `writer`; returns the manifest's record of every frame."""
+    records, pending = {}, deque()
+    for done, result in enumerate(propagator.run(), 1):
+        stem = stems[result.index]
+        pending.append(writer.submit(write, stem, result.channels, result.confidence))
+        if len(pending) > WRITES_AHEAD:
+            pending.popleft().result()  # raises what the writer raised
+        records[result.index] = {
+            "stem": stem, "keyframe": result.is_keyframe,
+            "sources": [stems[k] for k in result.sources],
+            "distance": min(abs(result.index - k) for k in keyframes),
+            "mean_confidence": round(float(result.confidence.mean()), 4),
+        }
+        on_frame(done, len(stems))
+    for write_done in pending:
+        write_done.result()
+    return records
