@@ -1,6 +1,8 @@
 """`autolabel propagate` as users meet it: formats in and out, bad input, determinism."""
 import json
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -239,3 +241,18 @@ def test_bench_long_clip_has_every_class_in_every_keyframe():
 
     clip = LongClip(12, 120, 160, n_classes=5)
     assert all(len(np.unique(clip.label(i))) == 5 for i in (0, 5, 10))
+
+
+def test_geometry_never_imports_the_refiner_nor_torch(small_clip, tmp_path):
+    """Start-up is paid on every clip: `propagate --no-refine` imports neither the refiner nor torch."""
+    script = ("import runpy, sys\n"
+              "try:\n"
+              "    runpy.run_module('autolabel', run_name='__main__')\n"
+              "except SystemExit as done:\n"
+              "    assert not done.code, done.code\n"
+              "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('autolabel.core.refine')))\n")
+    command = [sys.executable, "-c", script, "propagate", "-v", str(small_clip / "frames"),
+               "-k", str(small_clip / "keyframes"), "-o", str(tmp_path / "out"), "--no-refine", "-q"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

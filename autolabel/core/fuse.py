@@ -81,6 +81,13 @@ class TopChannels:
         channels = np.stack([first.astype(dtype), second.astype(dtype)], axis=1).reshape(height, width, KEPT)
         return cls(channels, np.stack([p_first, p_second], axis=1).reshape(height, width, KEPT), kept, distance)
 
+    def prob_of(self, label: np.ndarray) -> np.ndarray:
+        """The byte probability this side gives `label` (flat, one channel per pixel), flat; 0 if not kept."""
+        value = np.zeros(label.shape, np.uint8)
+        for channel, p in reversed(self.kept()):  # the first slot wins where both hold the channel
+            np.copyto(value, p, where=channel == label)
+        return value
+
     def kept(self) -> list[tuple[np.ndarray | int, np.ndarray]]:
         """(channel, byte probability) per kept slot, flat."""
         return [(k if self.channels is None else self.channels[..., k].reshape(-1).astype(np.intp),
@@ -93,34 +100,39 @@ def label_and_confidence(probs: SoftLabels, waiting: TopChannels | None = None, 
     `probs` (with its `reliability` and `distance`), fused with the `waiting` side when there is one."""
     height, width = probs.shape[:2]
     label, value = probs.winner()
-    label, value = label.astype(np.intp), value.astype(np.float32)
+    label, value = label.copy(), value.astype(np.float32)
     if waiting is not None:
         share = share_of_first(waiting.reliability, reliability, waiting.distance, distance,
                                by_reliability).reshape(-1)
         rest = 1 - share
-        value *= rest
         kept = waiting.kept()
-        for channel, p in kept:
-            value += share * np.where(channel == label, p, 0)
-        # Another channel can win only where the waiting side gives it some probability or this side
-        # is unsure (elsewhere it scores 0 against a positive value): the rest keep this side's winner.
-        mask = np.zeros(label.shape, bool)
-        for channel, p in kept:
-            mask |= (channel != label) & (p > 0)
-        mask[probs.open] = True
-        contested = np.flatnonzero(mask)
-        label_at, value_at, share, rest = label[contested], value[contested], share[contested], rest[contested]
-        for channel, p in kept:
-            channel = channel if np.ndim(channel) == 0 else channel[contested]
-            candidate = share * p[contested]
-            candidate += rest * probs.at(channel, contested)
-            better = (candidate > value_at) | ((candidate == value_at) & (channel < label_at))  # ties: lowest channel
-            label_at = np.where(better, channel, label_at)
-            value_at = np.where(better, candidate, value_at)
-        label[contested], value[contested] = label_at, value_at
+        # Where both sides are certain of one channel, no other can win and the value is both shares of 255
+        # (the other kept slot adds 0): only the other pixels are fused channel by channel.
+        agree = probs.certain.reshape(-1) & (waiting.prob_of(label) == 255)
+        np.multiply(rest, 255, out=value)
+        value += share * np.float32(255)
+        pixels = np.flatnonzero(~agree)
+        label[pixels], value[pixels] = _fuse_at(pixels, probs, label[pixels], kept, share[pixels], rest[pixels])
     np.minimum(value, 255, out=value)  # share + rest may round above 1
     value /= 255
     return label.reshape(height, width), value.reshape(height, width)
+
+
+def _fuse_at(pixels, probs: SoftLabels, label, kept, share, rest) -> tuple[np.ndarray, np.ndarray]:
+    """(label, value x255) at `pixels` of this side (`probs`, its `label` there) fused with the kept slots."""
+    label = label.astype(np.intp)
+    value = probs.at(label, pixels).astype(np.float32)
+    value *= rest
+    kept = [(channel if np.ndim(channel) == 0 else channel[pixels], p[pixels]) for channel, p in kept]
+    for channel, p in kept:
+        value += share * np.where(channel == label, p, 0)
+    for channel, p in kept:
+        candidate = share * p
+        candidate += rest * probs.at(channel, pixels)
+        better = (candidate > value) | ((candidate == value) & (channel < label))  # ties: lowest channel
+        label = np.where(better, channel, label)
+        value = np.where(better, candidate, value)
+    return label, value
 
 
 def fused_probs(probs: SoftLabels, reliability: np.ndarray, distance: int = 0, waiting: TopChannels | None = None,

@@ -211,7 +211,7 @@ class Propagator:
         for t in range(end - 1, (start + 1 if left is not None else start) - 1, -1):
             flow, trust = pulls.pop(t)
             with self.timer("warp"):
-                maps = sampling_maps(full_size(flow, width, height))
+                maps = sampling_maps(full_size(flow, width, height), with_inside=False)
             side = side or start_side(right)
             self._step(side, trust, maps)
             yield result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None))

@@ -42,10 +42,11 @@ class SamplingMaps:
         return self.inside == 0
 
 
-def sampling_maps(flow: np.ndarray) -> SamplingMaps:
+def sampling_maps(flow: np.ndarray, with_inside: bool = True) -> SamplingMaps:
+    """Maps for pulling along `flow`; `with_inside=False` skips what only `consistency` needs."""
     height, width = flow.shape[:2]
     map_xy = _grid(height, width) + flow
-    inside = cv2.inRange(map_xy, (0, 0), (width - 1, height - 1))
+    inside = cv2.inRange(map_xy, (0, 0), (width - 1, height - 1)) if with_inside else None
     map_xy, map_frac = cv2.convertMaps(map_xy, None, cv2.CV_16SC2)
     return SamplingMaps(map_xy, map_frac, inside)
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.flow import cores
-from ..core.refine import load_refiner
 from ..errors import InputError
 from ..io.output import run_clip
 from .fingerprint import BatchOptions, complete_manifest, fingerprint, keyframe_paths, seal
@@ -94,7 +93,11 @@ def propagate_clip(job: ClipJob, out: Path, options: BatchOptions) -> dict:
         video = job.video if job.frame_files is None else frames_view(job.frame_files, Path(scratch) / "frames")
         keyframes = keyframe_paths(job, options.keyframe_every)
         cache = FlowCache(options.flow_cache) if options.flow_cache is not None else None
-        refiner = load_refiner(options.refiner, options.adapt) if options.refine else None
+        refiner = None
+        if options.refine:
+            from ..core.refine import load_refiner  # here: geometry alone never imports the refiner
+
+            refiner = load_refiner(options.refiner, options.adapt)
         return run_clip(video, keyframes, out, settings=options.settings, label_format=options.label_format,
                         ignore_index=options.ignore_index, flow_cache=cache, refiner=refiner, command=options.command,
                         overwrite=options.overwrite or options.resume, threads=options.threads)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.pipeline import Settings
-from ..core.refine import DEFAULT_WEIGHTS
 from ..errors import InputError
 from ..io.frames import FrameSource, natural_key
 from ..io.keyframes import find_keyframes
@@ -107,6 +106,8 @@ def fingerprint(job: ClipJob, options: BatchOptions) -> str:
         "frames": [described(path) for path in frames], "keyframes": [described(path) for path in keyframes],
     }
     if options.refine:  # only then: fingerprints of runs without the refiner stay as they were
+        from ..core.refine import DEFAULT_WEIGHTS  # here: geometry alone never imports the refiner
+
         document["refiner"] = [described(options.refiner or DEFAULT_WEIGHTS), options.adapt]
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
