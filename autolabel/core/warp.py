@@ -126,11 +126,9 @@ class SoftLabels:
         return (*self.label.shape, self.n_channels)
 
     def dense(self) -> np.ndarray:
-        probs = np.zeros(self.shape, np.uint8)
-        flat = probs.reshape(-1, self.n_channels)
-        certain = np.flatnonzero(self.certain)
-        flat[certain, self.label.reshape(-1)[certain]] = 255
-        flat[self.open] = self.rows
+        probs = np.equal(self.label[..., None], np.arange(self.n_channels, dtype=self.label.dtype)).view(np.uint8)
+        probs *= np.uint8(255)
+        probs.reshape(-1, self.n_channels)[self.open] = self.rows
         return probs
 
     def winner(self) -> tuple[np.ndarray, np.ndarray]:
@@ -181,19 +179,18 @@ def _blend_rows(probs: SoftLabels, maps: SamplingMaps, pixels: np.ndarray) -> np
     n, count = probs.n_channels, len(pixels)
     per_row = min(count, 2048)  # remap's int16 maps address the small image
     rows_of_blocks = -(-count // per_row)
-    blocks = np.zeros((rows_of_blocks, 2, per_row, 2, n), np.uint8)
+    blocks = np.zeros((rows_of_blocks * 2 * per_row * 2, n), np.uint8)
     x0 = maps.map_xy[..., 0].reshape(-1)[pixels].astype(np.intp)
     y0 = maps.map_xy[..., 1].reshape(-1)[pixels].astype(np.intp)
-    label, certain = probs.label.reshape(-1), probs.certain.reshape(-1)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            source = np.clip(y0 + dy, 0, height - 1) * width + np.clip(x0 + dx, 0, width - 1)
-            corner = np.zeros((rows_of_blocks * per_row, n), np.uint8)
-            sure = certain[source]
-            corner[np.flatnonzero(sure), label[source[sure]]] = 255
-            unsure = np.flatnonzero(~sure)
-            corner[unsure] = probs.rows[np.searchsorted(probs.open, source[unsure])]
-            blocks[:, dy, :, dx] = corner.reshape(rows_of_blocks, per_row, n)
+    block = np.arange(count)
+    block = block // per_row * (4 * per_row) + block % per_row * 2  # where each pixel's block starts
+    corners = [(np.clip(y0 + dy, 0, height - 1) * width + np.clip(x0 + dx, 0, width - 1), block + dy * 2 * per_row + dx)
+               for dy in (0, 1) for dx in (0, 1)]
+    source, at = (np.concatenate(parts) for parts in zip(*corners))
+    sure = probs.certain.reshape(-1)[source]
+    blocks[at[sure], probs.label.reshape(-1)[source[sure]]] = 255
+    unsure = ~sure
+    blocks[at[unsure]] = probs.rows[np.searchsorted(probs.open, source[unsure])]
     blocks = blocks.reshape(2 * rows_of_blocks, 2 * per_row, n)
     at_x, at_y = np.meshgrid(np.arange(0, 2 * per_row, 2, dtype=np.int16),
                              np.arange(0, 2 * rows_of_blocks, 2, dtype=np.int16))
