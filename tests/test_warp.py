@@ -11,7 +11,8 @@ from autolabel.core.warp import ALPHA, BETA, SoftLabels, carry, consistency, sam
 def _flow(rng, height, width, spread):
     """A smooth flow with sub-pixel parts, some of it pulling from outside the frame."""
     coarse = rng.normal(0, spread, (3, 4, 2)).astype(np.float32)
-    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC) + rng.normal(0, 0.3, (height, width, 2)).astype(np.float32)
+    noise = rng.normal(0, 0.3, (height, width, 2)).astype(np.float32)
+    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC) + noise
 
 
 def _remap_each_channel(probs, flow):

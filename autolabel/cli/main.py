@@ -14,8 +14,9 @@ from ..errors import InputError
 from ..progress import Reporter, console, counted, tables
 from .help import App
 from .options import (AdaptOption, FlowBackendName, FlowOption, FlowPreset, Fusion, FusionOption, IgnoreIndexOption,
-                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, ThreadsOption,
-                      VideoOption, command_line, fail, interrupted, make_refiner, make_settings)
+                      LabelFormatOption, LabelKind, PresetOption, RefineOption, RefinerOption, ScaleOption, VideoOption,
+                      command_line, fail, interrupted, make_refiner, make_settings)
+from .options import ThreadsOption
 
 app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "

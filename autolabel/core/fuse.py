@@ -99,9 +99,11 @@ def label_and_confidence(probs: SoftLabels, waiting: TopChannels | None = None, 
     """Winning channel per pixel and the probability that it is right, from one side's byte
     `probs` (with its `reliability` and `distance`), fused with the `waiting` side when there is one."""
     height, width = probs.shape[:2]
-    label, value = probs.winner()
-    label, value = label.copy(), value.astype(np.float32)
-    if waiting is not None:
+    if waiting is None:
+        label, value = probs.winner()
+        value = value.astype(np.float32)
+    else:
+        label = probs.label.reshape(-1).copy()
         share = share_of_first(waiting.reliability, reliability, waiting.distance, distance,
                                by_reliability).reshape(-1)
         rest = 1 - share
@@ -109,7 +111,7 @@ def label_and_confidence(probs: SoftLabels, waiting: TopChannels | None = None, 
         # Where both sides are certain of one channel, no other can win and the value is both shares of 255
         # (the other kept slot adds 0): only the other pixels are fused channel by channel.
         agree = probs.certain.reshape(-1) & (waiting.prob_of(label) == 255)
-        np.multiply(rest, 255, out=value)
+        value = rest * np.float32(255)
         value += share * np.float32(255)
         pixels = np.flatnonzero(~agree)
         label[pixels], value[pixels] = _fuse_at(pixels, probs, label[pixels], kept, share[pixels], rest[pixels])
