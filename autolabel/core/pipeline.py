@@ -22,7 +22,7 @@ import numpy as np
 from . import fuse as fusion
 from .flow import FlowEstimator, flow_pairs, full_size, use_threads
 from .fuse import TopChannels
-from .half import to_half
+from .half import to_half, to_single
 from .memory import map_large_arrays
 from .warp import SoftLabels, carry, consistency, sampling_maps
 
@@ -213,7 +213,7 @@ class Propagator:
             with self.timer("warp"):
                 maps = sampling_maps(full_size(flow, width, height), with_inside=False)
             side = side or start_side(right)
-            self._step(side, trust, maps)
+            self._step(side, to_single(trust), maps)
             yield result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None))
 
     def _result(self, present, sources, t, side: "_Carried", distance: int, waiting: TopChannels | None,

@@ -81,9 +81,7 @@ def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps: SamplingMaps
     scale *= ALPHA
     scale += BETA
     push_at_source += flow_pull  # the round trip's miss
-    exponent = _squared_norm(push_at_source)
-    exponent /= scale
-    np.negative(exponent, out=exponent)
+    exponent = cv2.divide(_squared_norm(push_at_source), scale, scale=-1)
     trust = cv2.exp(exponent, exponent)
     return cv2.bitwise_and(trust, trust, mask=maps.inside)  # 0 where the pull leaves the frame
 
