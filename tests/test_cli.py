@@ -211,7 +211,7 @@ def test_bench_times_the_propagate_command_against_the_plain_flow_loop(small_cli
     assert (total - 0.005) / (flow + 0.005) - 0.01 <= result["ratio_to_flow"] <= (total + 0.005) / (flow - 0.005) + 0.01
     assert result["flow_alone_s"] == min(result["flow_one_loop_s"], result["flow_two_threads_s"])
     assert {"flow", "warp", "fuse", "write"} <= set(result["stages_s"])
-    assert result["startup_s"] > 0 and result["threads"] >= 1
+    assert result["startup_s"] > 0 and result["threads"] >= 1 and result["cpu_ratio_to_flow"] > 0
 
 
 def test_bench_on_one_thread_runs_the_command_and_its_floor_on_one_thread(small_clip):

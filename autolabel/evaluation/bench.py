@@ -31,13 +31,14 @@ from ..io.keyframes import find_keyframes
 from .evaluate import evaluate
 
 
-def flow_alone_seconds(source: FrameSource, settings: Settings, threads: int = 1) -> float:
+def flow_alone_seconds(source: FrameSource, settings: Settings, threads: int = 1) -> tuple[float, float]:
     """Decode every frame and compute both flows of every neighbouring pair, nothing else: the
     two directions one after the other (threads=1, each on the backend's own threads) or at
-    once on two threads (threads=2). OpenCV's own thread count is the caller's (`use_threads`)."""
+    once on two threads (threads=2). OpenCV's own thread count is the caller's (`use_threads`).
+    Returns (wall seconds, CPU seconds of this process)."""
     forward, backward = (BACKENDS[settings.flow](settings.flow_preset) for _ in range(2))
     with ThreadPoolExecutor(1) as helper:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         previous = to_gray(source.read(0), settings.flow_scale)
         for index in range(1, len(source)):
             gray = to_gray(source.read(index), settings.flow_scale)
@@ -49,7 +50,7 @@ def flow_alone_seconds(source: FrameSource, settings: Settings, threads: int = 1
                 forward(previous, gray)
                 backward(gray, previous)
             previous = gray
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def flow_floor_seconds(source: FrameSource, settings: Settings, threads: int | None = None) -> dict[str, float]:
@@ -57,10 +58,12 @@ def flow_floor_seconds(source: FrameSource, settings: Settings, threads: int | N
     the faster (which one wins depends on the machine and its load: on 2 shared cores we have seen
     either). With one thread there is one way: one direction after the other."""
     threads = use_threads(threads)
-    times = {"one_loop": flow_alone_seconds(source, settings, 1)}
+    runs = {"one_loop": flow_alone_seconds(source, settings, 1)}
     if threads > 1:
-        times["two_threads"] = flow_alone_seconds(source, settings, 2)
-    return {**times, "floor": min(times.values()), "threads": threads}
+        runs["two_threads"] = flow_alone_seconds(source, settings, 2)
+    fastest = min(runs, key=lambda way: runs[way][0])
+    return {**{way: wall for way, (wall, _) in runs.items()}, "floor": runs[fastest][0],
+            "floor_cpu": runs[fastest][1], "threads": threads}
 
 
 def propagate_command(video: Path, keyframes: Path, out: Path, settings: Settings, refiner=None,
@@ -78,8 +81,8 @@ def propagate_command(video: Path, keyframes: Path, out: Path, settings: Setting
     return command
 
 
-def run_measured(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak resident MB) of a command; its output is shown only if it fails."""
+def run_measured(command: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak resident MB, CPU seconds) of a command; its output is shown only if it fails."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = process.stdout.read()
@@ -88,7 +91,7 @@ def run_measured(command: list[str]) -> tuple[float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{output.decode(errors='replace')}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def _warm_file_cache(path: Path) -> None:
@@ -126,7 +129,7 @@ def bench_clip(clip: str | Path, keyframe_every: int = 10, settings: Settings = 
         for index, path in all_labels.items():
             if index % keyframe_every == 0:
                 (keyframes / path.name).symlink_to(path.resolve())
-        total_seconds, peak_mb = run_measured(propagate_command(frames, keyframes, out, settings, refiner,
+        total_seconds, peak_mb, cpu_seconds = run_measured(propagate_command(frames, keyframes, out, settings, refiner,
                                                                 floors["threads"]))
         report = evaluate(out / "labels", labels, keyframes_dir=keyframes, confidence_dir=out / "confidence",
                           manifest_path=out / "manifest.json")
@@ -140,6 +143,9 @@ def bench_clip(clip: str | Path, keyframe_every: int = 10, settings: Settings = 
         "threads": floors["threads"], "total_s": round(total_seconds, 2),
         "startup_s": round(total_seconds - stages["total"], 2),
         "ratio_to_flow": round(total_seconds / flow_seconds, 2),
+        # CPU time depends less on what else the machine runs than wall time does.
+        "cpu_s": round(cpu_seconds, 2), "flow_alone_cpu_s": round(floors["floor_cpu"], 2),
+        "cpu_ratio_to_flow": round(cpu_seconds / floors["floor_cpu"], 2),
         "fps": round(len(source) / total_seconds, 2), "peak_memory_mb": round(peak_mb),
         "stages_s": stages, "by_distance": report["by_distance"],
     }
@@ -188,11 +194,12 @@ def stages_table(results: list[dict]):
 
     table = Table(title=f"autolabel bench: seconds per stage ({results[0]['threads']} threads)")
     stages = [stage for stage in STAGES if any(stage in r["stages_s"] for r in results)]
-    for column in ("clip", "flow alone", "command", *stages, "start-up"):
+    for column in ("clip", "flow alone", "command", *stages, "start-up", "CPU command/flow"):
         table.add_column(column, justify="left" if column == "clip" else "right")
     for r in results:
         table.add_row(r["clip"], f"{r['flow_alone_s']:.2f}", f"{r['total_s']:.2f}",
-                      *(f"{r['stages_s'].get(stage, 0):.2f}" for stage in stages), f"{r['startup_s']:.2f}")
+                      *(f"{r['stages_s'].get(stage, 0):.2f}" for stage in stages), f"{r['startup_s']:.2f}",
+                      f"{r['cpu_ratio_to_flow']:.2f}")
     return table
 
 
