@@ -127,9 +127,12 @@ class FlowEstimator:
         return tuple(full_size(flow, width, height) for flow in self.pair_small(gray_a, gray_b))
 
 
-def full_size(flow_small: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A flow from `FlowEstimator.pair_small` (working scale, float16) at full size, float32."""
-    return upscale_flow(to_single(flow_small), width, height)
+def full_size(flow_small: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
+    """A flow from `FlowEstimator.pair_small` (working scale, float16) at full size, float32 (in `out`, a
+    full-size float32 array, when given and the flow is at full size)."""
+    if out is not None and flow_small.shape[:2] != (height, width):
+        out = None
+    return upscale_flow(to_single(flow_small, out), width, height)
 
 
 # Flow runs ahead of the pipeline by as many pairs as fit in the bytes the caller leaves it

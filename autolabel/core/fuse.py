@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from .half import to_half, to_single
+from .memory import scratch
 from .warp import SoftLabels
 
 # Weight of plain distance weighting, so pixels unreliable from both sides still
@@ -37,7 +38,8 @@ def share_of_first(first_reliability, second_reliability, first_distance: int, s
     first_reliability, second_reliability = (to_single(r) if r.dtype == np.float16 else r
                                              for r in (first_reliability, second_reliability))
     w_first = np.add(first_reliability, DISTANCE_WEIGHT * near_first, dtype=np.float32)
-    w_second = np.add(second_reliability, DISTANCE_WEIGHT * (1 - near_first), dtype=np.float32)
+    w_second = np.add(second_reliability, DISTANCE_WEIGHT * (1 - near_first), dtype=np.float32,
+                      out=scratch("w_second", np.shape(second_reliability), np.float32))
     w_second += w_first
     w_first /= w_second
     return w_first
@@ -106,13 +108,13 @@ def label_and_confidence(probs: SoftLabels, waiting: TopChannels | None = None, 
         label = probs.label.reshape(-1).copy()
         share = share_of_first(waiting.reliability, reliability, waiting.distance, distance,
                                by_reliability).reshape(-1)
-        rest = 1 - share
+        rest = np.subtract(1, share, out=scratch("rest", share.shape, np.float32))
         kept = waiting.kept()
         # Where both sides are certain of one channel, no other can win and the value is both shares of 255
         # (the other kept slot adds 0): only the other pixels are fused channel by channel.
         agree = probs.certain.reshape(-1) & (waiting.prob_of(label) == 255)
         value = rest * np.float32(255)
-        value += share * np.float32(255)
+        value += np.multiply(share, np.float32(255), out=scratch("fuse_term", share.shape, np.float32))
         pixels = np.flatnonzero(~agree)
         label[pixels], value[pixels] = _fuse_at(pixels, probs, label[pixels], kept, share[pixels], rest[pixels])
     np.minimum(value, 255, out=value)  # share + rest may round above 1

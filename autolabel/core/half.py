@@ -15,6 +15,6 @@ def to_half(array: np.ndarray) -> np.ndarray:
     return cv2.convertFp16(np.ascontiguousarray(array, np.float32)).reshape(array.shape).view(np.float16)
 
 
-def to_single(array: np.ndarray) -> np.ndarray:
-    """float16 -> float32, same shape."""
-    return cv2.convertFp16(np.ascontiguousarray(array).view(np.int16)).reshape(array.shape)
+def to_single(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float16 -> float32, same shape (into `out` if given)."""
+    return cv2.convertFp16(np.ascontiguousarray(array).view(np.int16), dst=out).reshape(array.shape)

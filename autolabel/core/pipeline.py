@@ -23,7 +23,7 @@ from . import fuse as fusion
 from .flow import FlowEstimator, flow_pairs, full_size, use_threads
 from .fuse import TopChannels
 from .half import to_half, to_single
-from .memory import map_large_arrays
+from .memory import map_large_arrays, scratch
 from .warp import SoftLabels, carry, consistency, sampling_maps
 
 
@@ -179,8 +179,9 @@ class Propagator:
         side = None
         height, width = self.source.height, self.source.width
         for t, frame, frame_next, small_forward, small_backward in pairs:
-            with self.timer("warp"):
-                flow_forward, flow_backward = (full_size(f, width, height) for f in (small_forward, small_backward))
+            with self.timer("warp"):  # frame-sized temporaries reuse their pages (memory.scratch)
+                flow_forward, flow_backward = (full_size(f, width, height, scratch(name, (height, width, 2), np.float32))
+                                               for f, name in ((small_forward, "forward"), (small_backward, "back")))
             if right is not None:
                 with self.timer("warp"):
                     maps = sampling_maps(flow_forward)
@@ -211,9 +212,10 @@ class Propagator:
         for t in range(end - 1, (start + 1 if left is not None else start) - 1, -1):
             flow, trust = pulls.pop(t)
             with self.timer("warp"):
-                maps = sampling_maps(full_size(flow, width, height), with_inside=False)
+                flow = full_size(flow, width, height, scratch("forward", (height, width, 2), np.float32))
+                maps = sampling_maps(flow, with_inside=False)
             side = side or start_side(right)
-            self._step(side, to_single(trust), maps)
+            self._step(side, to_single(trust, scratch("trust", trust.shape, np.float32)), maps)
             yield result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None))
 
     def _result(self, present, sources, t, side: "_Carried", distance: int, waiting: TopChannels | None,

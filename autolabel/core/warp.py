@@ -12,6 +12,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from .memory import scratch
+
 # Forward-backward check of Sundaram et al. (ECCV 2010), made soft: a round trip
 # that misses by more than ALPHA * |motion|^2 + BETA px^2 is most likely occluded.
 ALPHA = 0.01
@@ -45,7 +47,7 @@ class SamplingMaps:
 def sampling_maps(flow: np.ndarray, with_inside: bool = True) -> SamplingMaps:
     """Maps for pulling along `flow`; `with_inside=False` skips what only `consistency` needs."""
     height, width = flow.shape[:2]
-    map_xy = _grid(height, width) + flow
+    map_xy = np.add(_grid(height, width), flow, out=scratch("map", flow.shape, np.float32))
     inside = cv2.inRange(map_xy, (0, 0), (width - 1, height - 1)) if with_inside else None
     map_xy, map_frac = cv2.convertMaps(map_xy, None, cv2.CV_16SC2)
     return SamplingMaps(map_xy, map_frac, inside)
@@ -62,9 +64,9 @@ def warp(image: np.ndarray, flow: np.ndarray, maps: SamplingMaps | None = None) 
     return warped.reshape(*maps.map_xy.shape[:2], *image.shape[2:])
 
 
-def _squared_norm(vectors: np.ndarray) -> np.ndarray:
-    squares = cv2.multiply(vectors, vectors).reshape(vectors.shape)
-    return np.add(squares[..., 0], squares[..., 1])
+def _squared_norm(vectors: np.ndarray, out: np.ndarray) -> np.ndarray:
+    squares = cv2.multiply(vectors, vectors, dst=scratch("squares", vectors.shape, np.float32))
+    return np.add(squares[..., 0], squares[..., 1], out=out)
 
 
 def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps: SamplingMaps | None = None) -> np.ndarray:
@@ -75,13 +77,17 @@ def consistency(flow_pull: np.ndarray, flow_push: np.ndarray, maps: SamplingMaps
     get 0 (their content was not visible in the source).
     """
     maps = maps if maps is not None else sampling_maps(flow_pull)
-    push_at_source = warp(flow_push, flow_pull, maps)
-    scale = _squared_norm(flow_pull)
-    scale += _squared_norm(push_at_source)
+    size = flow_pull.shape[:2]
+    push_at_source = cv2.remap(flow_push, maps.map_xy, maps.map_frac, cv2.INTER_LINEAR,
+                               dst=scratch("push_at_source", flow_push.shape, np.float32),
+                               borderMode=cv2.BORDER_REPLICATE)
+    scale = _squared_norm(flow_pull, scratch("scale", size, np.float32))
+    scale += _squared_norm(push_at_source, scratch("term", size, np.float32))
     scale *= ALPHA
     scale += BETA
     push_at_source += flow_pull  # the round trip's miss
-    exponent = cv2.divide(_squared_norm(push_at_source), scale, scale=-1)
+    exponent = _squared_norm(push_at_source, scratch("term", size, np.float32))
+    exponent = cv2.divide(exponent, scale, dst=exponent, scale=-1)
     trust = cv2.exp(exponent, exponent)
     return cv2.bitwise_and(trust, trust, mask=maps.inside)  # 0 where the pull leaves the frame
 
