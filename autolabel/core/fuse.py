@@ -92,7 +92,7 @@ class TopChannels:
 
     def kept(self) -> list[tuple[np.ndarray | int, np.ndarray]]:
         """(channel, byte probability) per kept slot, flat."""
-        return [(k if self.channels is None else self.channels[..., k].reshape(-1).astype(np.intp),
+        return [(k if self.channels is None else self.channels[..., k].reshape(-1),
                  self.probs[..., k].reshape(-1)) for k in range(self.probs.shape[2])]
 
 

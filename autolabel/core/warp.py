@@ -194,7 +194,7 @@ def _blend_rows(probs: SoftLabels, maps: SamplingMaps, pixels: np.ndarray) -> np
     sure = probs.certain.reshape(-1)[source]
     blocks[at[sure], probs.label.reshape(-1)[source[sure]]] = 255
     unsure = ~sure
-    row_of = np.empty(height * width, np.intp)  # read only where written: at the open pixels
+    row_of = scratch("row_of", (height * width,), np.intp)  # read only where written: at the open pixels
     row_of[probs.open] = np.arange(len(probs.open))
     blocks[at[unsure]] = probs.rows[row_of[source[unsure]]]
     blocks = blocks.reshape(2 * rows_of_blocks, 2 * per_row, n)
