@@ -130,7 +130,7 @@ def bench_clip(clip: str | Path, keyframe_every: int = 10, settings: Settings = 
             if index % keyframe_every == 0:
                 (keyframes / path.name).symlink_to(path.resolve())
         total_seconds, peak_mb, cpu_seconds = run_measured(propagate_command(frames, keyframes, out, settings, refiner,
-                                                                floors["threads"]))
+                                                                             threads))
         report = evaluate(out / "labels", labels, keyframes_dir=keyframes, confidence_dir=out / "confidence",
                           manifest_path=out / "manifest.json")
         stages = json.loads((out / "manifest.json").read_text())["timings"]
