@@ -89,3 +89,12 @@ def test_hundreds_of_classes_are_carried_and_none_is_lost():
     for label in labels:
         assert np.array_equal(label, keyframe)
     assert all(c.shape == (height, width) for c in confidences)
+
+
+@pytest.mark.parametrize("n", [3, 5000])
+def test_dense_is_the_one_hot_of_certain_pixels_and_the_rows_of_the_others(n):
+    labels = np.arange(20).reshape(4, 5) * (n // 20)
+    expected = np.zeros((4, 5, n), np.uint8)
+    expected[np.arange(4)[:, None], np.arange(5), labels] = 255
+    expected[1, 2] = 7  # an uncertain pixel
+    assert np.array_equal(SoftLabels.from_dense(expected).dense(), expected)
