@@ -1,6 +1,8 @@
 """`autolabel propagate` as users meet it: formats in and out, bad input, determinism."""
 import json
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -209,6 +211,25 @@ def test_bench_times_the_propagate_command_against_the_plain_flow_loop(small_cli
     assert (total - 0.005) / (flow + 0.005) - 0.01 <= result["ratio_to_flow"] <= (total + 0.005) / (flow - 0.005) + 0.01
     assert result["flow_alone_s"] == min(result["flow_one_loop_s"], result["flow_two_threads_s"])
     assert {"flow", "warp", "fuse", "write"} <= set(result["stages_s"])
+    assert result["startup_s"] > 0 and result["threads"] >= 1 and result["cpu_ratio_to_flow"] > 0
+
+
+def test_bench_on_one_thread_runs_the_command_and_its_floor_on_one_thread(small_clip):
+    code, output = run_cli("bench", small_clip, "-K", "5", "--no-refine", "--threads", "1")
+    assert code == 0, output
+    assert "1 threads" in output and "start-up" in output  # the per-stage table
+
+
+def test_threads_change_no_output(small_clip, tmp_path):
+    outputs = []
+    for threads in ("1", "3"):
+        out = tmp_path / threads
+        code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes", "-o", out,
+                               "--no-refine", "--threads", threads)
+        assert code == 0, output
+        outputs.append([path.read_bytes() for folder in ("labels", "confidence")
+                        for path in sorted((out / folder).iterdir())])
+    assert outputs[0] == outputs[1]
 
 
 def test_bench_long_clip_has_every_class_in_every_keyframe():
@@ -220,3 +241,18 @@ def test_bench_long_clip_has_every_class_in_every_keyframe():
 
     clip = LongClip(12, 120, 160, n_classes=5)
     assert all(len(np.unique(clip.label(i))) == 5 for i in (0, 5, 10))
+
+
+def test_geometry_never_imports_the_refiner_nor_torch(small_clip, tmp_path):
+    """Start-up is paid on every clip: `propagate --no-refine` imports neither the refiner nor torch."""
+    script = ("import runpy, sys\n"
+              "try:\n"
+              "    runpy.run_module('autolabel', run_name='__main__')\n"
+              "except SystemExit as done:\n"
+              "    assert not done.code, done.code\n"
+              "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('autolabel.core.refine')))\n")
+    command = [sys.executable, "-c", script, "propagate", "-v", str(small_clip / "frames"),
+               "-k", str(small_clip / "keyframes"), "-o", str(tmp_path / "out"), "--no-refine", "-q"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

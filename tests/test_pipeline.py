@@ -7,6 +7,7 @@ import pytest
 from autolabel import Settings, propagate
 from autolabel.io.frames import ArrayFrames
 from autolabel.core.pipeline import ClassSet, Propagator, segments
+from autolabel.core.warp import SoftLabels
 from autolabel.synth import make_clip
 
 
@@ -123,13 +124,14 @@ def test_fusing_a_waiting_top2_side_picks_the_argmax_of_the_dense_fusion():
         left, right = (rng.dirichlet(np.full(n, 0.3), (40, 50)) for _ in range(2))
         left, right = (np.rint(p * 255).astype(np.uint8) for p in (left, right))
         rel_left, rel_right = (rng.random((40, 50)).astype(np.float32) for _ in range(2))
-        waiting = fuse.TopChannels.of(left, rel_left, 3)
+        waiting = fuse.TopChannels.of(SoftLabels.from_dense(left), rel_left, 3)
         pure = rng.random((40, 50)) < 0.5  # some pixels certain, as inside propagated regions
         right[pure] = 255 * np.eye(n, dtype=np.uint8)[rng.integers(n, size=pure.sum())]
-        hint = rng.integers(n, size=40 * 50)  # a right or wrong guess of the winner changes nothing
-        assert np.array_equal(fuse._argmax(right, hint)[0], right.argmax(axis=2).ravel())
-        labels, confidence = fuse.label_and_confidence(right, waiting, rel_right, 5)
-        dense, _ = fuse.fused_probs(right, rel_right, 5, waiting)
+        sparse = SoftLabels.from_dense(right)
+        assert np.array_equal(sparse.dense(), right)
+        assert np.array_equal(sparse.winner()[0], right.argmax(axis=2).ravel())
+        labels, confidence = fuse.label_and_confidence(sparse, waiting, rel_right, 5)
+        dense, _ = fuse.fused_probs(sparse, rel_right, 5, waiting)
         np.testing.assert_allclose(confidence, dense.max(axis=2), atol=1e-6)
         assert (labels == dense.argmax(axis=2)).mean() > 0.999
         if n <= fuse.KEPT:  # nothing dropped: the same as fusing the full sides

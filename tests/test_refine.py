@@ -121,7 +121,7 @@ def test_refiner_beats_geometry_on_a_drifting_synthetic_clip(shipped):
 
     geometry, _ = propagate(clip.frames, keyframes, ignore_index=None, refiner=None)
     refined, confidence = propagate(clip.frames, keyframes, ignore_index=None)  # refines by default
-    again, _ = propagate(clip.frames, keyframes, ignore_index=None, refiner=load_refiner())
+    again, _ = propagate(clip.frames, keyframes, ignore_index=None, refiner="default")
     assert accuracy(refined) > accuracy(geometry)
     assert all(np.array_equal(a, b) for a, b in zip(refined, again))           # deterministic
     assert all(c.dtype == np.float32 and 0 <= c.min() and c.max() <= 1 for c in confidence)

@@ -19,6 +19,7 @@ from .options import (AdaptOption, AdaptStepsOption, DeviceOption, FlowBackendNa
                       FusionOption, IgnoreIndexOption, LabelFormatOption, LabelKind, PresetOption, RefineOption,
                       RefinerOption, ScaleOption, VideoOption, command_line, fail, interrupted, make_refiner,
                       make_settings)
+from .options import ThreadsOption
 
 app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
@@ -75,6 +76,7 @@ def propagate(
                                 "with a refiner, which learns from every keyframe, every segment is (pass "
                                 "--flow-cache to both runs to reuse the flow). Other settings or frames mean a full "
                                 "run, and it says so; the manifest's \"update\" records what was computed."),
+    threads: Optional[int] = ThreadsOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Propagate keyframe labels to every frame of a video.
@@ -95,7 +97,7 @@ def propagate(
                                 label_format=label_format.value if label_format else None,
                                 ignore_index=ignore_index, color_table=color_table, overwrite=overwrite,
                                 update=update, command=command_line(), accept_short_video=accept_short_video,
-                                on_start=reporter.say, on_frame=reporter.frames)
+                                threads=threads, on_start=reporter.say, on_frame=reporter.frames)
     except InputError as error:
         fail(error)
     except KeyboardInterrupt:
@@ -206,6 +208,7 @@ def bench(
                                                  "clip of N frames of WxH (e.g. 2000x1920x1080); nothing is written."),
     classes: int = typer.Option(19, "--classes", min=1, max=256,
                                 help="With --long-clip: classes in the generated clip, all in every keyframe at 1080p."),
+    threads: Optional[int] = ThreadsOption,
 ) -> None:
     """Measure quality and speed on densely labeled clips.
 
@@ -213,7 +216,7 @@ def bench(
     of the `autolabel propagate` command as a ratio to the optical flow
     alone (a plain loop: decode, both flows per pair; same run).
     """
-    from ..evaluation.bench import bench_clip, bench_long_clip, expand_clips, results_table
+    from ..evaluation.bench import bench_clip, bench_long_clip, expand_clips, results_table, stages_table
 
     settings = make_settings(flow, flow_preset, flow_scale, fusion)
     if long_clip:
@@ -230,13 +233,13 @@ def bench(
     if long_clip:
         with Reporter("frames") as reporter:
             result = bench_long_clip(n_frames, width, height, keyframe_every, classes, settings, refiner,
-                                     on_frame=reporter.frames)
+                                     on_frame=reporter.frames, threads=threads)
         typer.echo(json.dumps(result))
         return
     results = []
     try:
         for clip in expand_clips(clips):
-            result = bench_clip(clip, keyframe_every, settings, refiner)
+            result = bench_clip(clip, keyframe_every, settings, refiner, threads)
             results.append(result)
             if as_json:
                 typer.echo(json.dumps(result))
@@ -247,4 +250,5 @@ def bench(
         fail(error)
     if not as_json:
         tables.print(results_table(results, settings, refiner))
+        tables.print(stages_table(results))
 

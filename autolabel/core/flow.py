@@ -7,6 +7,7 @@ gives both directions, which the warp stage needs for its consistency check.
 from __future__ import annotations
 
 import itertools
+import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -14,6 +15,8 @@ from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
+
+from .half import to_half, to_single
 
 FlowBackend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -38,6 +41,18 @@ def farneback_backend(preset: str = "medium") -> FlowBackend:
 
 
 BACKENDS: dict[str, Callable[[str], FlowBackend]] = {"dis": dis_backend, "farneback": farneback_backend}
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def use_threads(threads: int | None = None) -> int:
+    """Let OpenCV use `threads` threads (None: every core); returns how many."""
+    threads = threads or cores()
+    cv2.setNumThreads(threads)
+    return threads
 
 
 def to_gray(frame: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -66,7 +81,8 @@ class FlowEstimator:
     uncached one.
     """
 
-    def __init__(self, backend: str = "dis", preset: str = "medium", scale: float = 1.0, cache=None):
+    def __init__(self, backend: str = "dis", preset: str = "medium", scale: float = 1.0, cache=None,
+                 threads: int = 2):
         if backend not in BACKENDS:
             raise ValueError(f"unknown flow backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if preset not in DIS_PRESETS:
@@ -75,10 +91,10 @@ class FlowEstimator:
             raise ValueError("flow scale must be in (0, 1]")
         self.backend, self.preset, self.scale = backend, preset, scale
         self.cache = cache  # a FlowCache, or None
-        # One backend object per direction: the two directions run on two threads.
+        # One backend object per direction: with 2 threads or more, the two directions run at once.
         self._flow_forward = BACKENDS[backend](preset)
         self._flow_backward = BACKENDS[backend](preset)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="flow-backward")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="flow-backward") if threads > 1 else None
 
     @property
     def key(self) -> str:
@@ -97,8 +113,11 @@ class FlowEstimator:
         # OpenCV releases the GIL: the two directions at once on two threads. On the shared 2-core
         # machine this was about twice as fast as one after the other on DIS's own threads
         # (measured by `autolabel bench`, which times both).
-        backward = self._pool.submit(self._flow_backward, gray_b, gray_a)
-        flows = (self._flow_forward(gray_a, gray_b).astype(np.float16), backward.result().astype(np.float16))
+        if self._pool is None:
+            flows = (to_half(self._flow_forward(gray_a, gray_b)), to_half(self._flow_backward(gray_b, gray_a)))
+        else:
+            backward = self._pool.submit(self._flow_backward, gray_b, gray_a)
+            flows = (to_half(self._flow_forward(gray_a, gray_b)), to_half(backward.result()))
         if self.cache is not None:
             self.cache.save(gray_a, gray_b, self.key, *flows)
         return flows
@@ -108,9 +127,12 @@ class FlowEstimator:
         return tuple(full_size(flow, width, height) for flow in self.pair_small(gray_a, gray_b))
 
 
-def full_size(flow_small: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A flow from `FlowEstimator.pair_small` (working scale, float16) at full size, float32."""
-    return upscale_flow(flow_small.astype(np.float32), width, height)
+def full_size(flow_small: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
+    """A flow from `FlowEstimator.pair_small` (working scale, float16) at full size, float32 (in `out`, a
+    full-size float32 array, when given and the flow is at full size)."""
+    if out is not None and flow_small.shape[:2] != (height, width):
+        out = None
+    return upscale_flow(to_single(flow_small, out), width, height)
 
 
 # Flow runs ahead of the pipeline by as many pairs as fit in the bytes the caller leaves it

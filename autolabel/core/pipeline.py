@@ -20,10 +20,11 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 
 from . import fuse as fusion
-from .flow import FlowEstimator, flow_pairs, full_size
+from .flow import FlowEstimator, flow_pairs, full_size, use_threads
 from .fuse import TopChannels
-from .memory import map_large_arrays
-from .warp import carry, consistency, sampling_maps
+from .half import to_half, to_single
+from .memory import map_large_arrays, scratch
+from .warp import SoftLabels, carry, consistency, sampling_maps
 
 
 # Flow computed ahead shares this with what the current segment keeps between its passes
@@ -114,16 +115,19 @@ class Propagator:
     `refiner` (core.refine.Refiner), when given, refines every fused frame; it is shown the
     clip's keyframes first, and when it adapts, once per segment with two keyframes, the left
     keyframe's labels carried all the way to the right one, whose true label is the target.
+    `threads`: how many threads OpenCV may use (None: every core); results do not depend on it.
     """
 
     def __init__(self, source, keyframe_label: Callable[[int], np.ndarray], keyframes: list[int],
-                 classes: ClassSet, settings: Settings = Settings(), refiner=None, flow_cache=None):
+                 classes: ClassSet, settings: Settings = Settings(), refiner=None, flow_cache=None,
+                 threads: int | None = None):
         if not keyframes:
             raise ValueError("no keyframes")
         self.source, self.keyframe_label = source, keyframe_label
         self.keyframes, self.classes, self.settings = sorted(keyframes), classes, settings
         self.refiner = refiner
-        self.flow = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale, flow_cache)
+        self.flow = FlowEstimator(settings.flow, settings.flow_preset, settings.flow_scale, flow_cache,
+                                  use_threads(threads))
         self.timer = StageTimer()
         map_large_arrays()
         self._held: list[dict] = []  # what the current segment keeps between its two passes
@@ -134,8 +138,7 @@ class Propagator:
 
     def _step(self, side: "_Carried", trust, maps) -> None:
         with self.timer("warp"):
-            side.probs, side.reliability = carry(side.probs, side.reliability, None, trust,
-                                                 self.settings.decay, maps=maps)
+            side.probs, side.reliability = carry(side.probs, side.reliability, trust, self.settings.decay, maps)
 
     def run(self, only: set | None = None) -> Iterator[FrameResult]:
         """Every frame's result; with `only`, a set of `segments` spans, the keyframes and those spans' frames."""
@@ -175,17 +178,16 @@ class Propagator:
         frames: dict[int, np.ndarray] = {}                         # when refining: frames of pass 2
         self._held = [waiting, pulls, frames]
         side = None
-        # Each frame's winners are a hint for the next one's (see fuse._argmax); the keyframe's for the first.
-        hint = keyframe_channels[left].reshape(-1) if left is not None else None
         height, width = self.source.height, self.source.width
         for t, frame, frame_next, small_forward, small_backward in pairs:
-            with self.timer("warp"):
-                flow_forward, flow_backward = (full_size(f, width, height) for f in (small_forward, small_backward))
+            with self.timer("warp"):  # frame-sized temporaries reuse their pages (memory.scratch)
+                flow_forward, flow_backward = (full_size(f, width, height, scratch(name, (height, width, 2), np.float32))
+                                               for f, name in ((small_forward, "forward"), (small_backward, "back")))
             if right is not None:
                 with self.timer("warp"):
                     maps = sampling_maps(flow_forward)
                 # Kept as the flow computed (float16, working scale): smaller than remap maps.
-                pulls[t] = (small_forward, self._trust(flow_forward, flow_backward, maps).astype(np.float16))
+                pulls[t] = (small_forward, to_half(self._trust(flow_forward, flow_backward, maps)))
                 if refining and t != left:
                     frames[t] = frame
             if left is None or (t + 1 == right and not learning):
@@ -199,34 +201,32 @@ class Propagator:
                     self.refiner.learn(frame_next, *fusion.fused_probs(side.probs, side.reliability),
                                        keyframe_channels[right].astype(np.int64), right - left, present)
             elif right is None:
-                yield (last := result(t + 1, side, t + 1 - left, None, frame_next, hint))
-                hint = last.local.reshape(-1)
+                yield result(t + 1, side, t + 1 - left, None, frame_next)
             else:
                 with self.timer("fuse"):
-                    waiting[t + 1] = TopChannels.of(side.probs, side.reliability, t + 1 - left, hint)
-                hint = waiting[t + 1].first()
+                    waiting[t + 1] = TopChannels.of(side.probs, side.reliability, t + 1 - left)
         if right is None:
             return
 
         # Pass 2, backward in time: the right keyframe carried along and fused.
-        side, hint = None, keyframe_channels[right].reshape(-1)
+        side = None
         for t in range(end - 1, (start + 1 if left is not None else start) - 1, -1):
             flow, trust = pulls.pop(t)
             with self.timer("warp"):
-                maps = sampling_maps(full_size(flow, width, height))
+                flow = full_size(flow, width, height, scratch("forward", (height, width, 2), np.float32))
+                maps = sampling_maps(flow, with_inside=False)
             side = side or start_side(right)
-            self._step(side, trust, maps)
-            yield (last := result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None), hint))
-            hint = last.local.reshape(-1)
+            self._step(side, to_single(trust, scratch("trust", trust.shape, np.float32)), maps)
+            yield result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None))
 
     def _result(self, present, sources, t, side: "_Carried", distance: int, waiting: TopChannels | None,
-                frame, hint) -> FrameResult:
+                frame) -> FrameResult:
         """The frame's label and confidence from the carried side, fused with the waiting one."""
         by_reliability = self.settings.fusion == "reliability"
         if self.refiner is None:
             with self.timer("fuse"):
                 local, confidence = fusion.label_and_confidence(side.probs, waiting, side.reliability, distance,
-                                                                by_reliability, hint)
+                                                                by_reliability)
         else:
             with self.timer("fuse"):
                 probs, reliability = fusion.fused_probs(side.probs, side.reliability, distance, waiting,
@@ -253,14 +253,13 @@ def _nbytes(held) -> int:
 @dataclass
 class _Carried:
     """A keyframe's labels on their way through a segment: byte probabilities over the
-    segment's channels (x255, HxWxC uint8) and float32 reliability."""
-    probs: np.ndarray
+    segment's channels and float32 reliability."""
+    probs: SoftLabels
     reliability: np.ndarray
 
     @classmethod
     def of(cls, channels: np.ndarray, n_channels: int) -> "_Carried":
-        one_hot = np.equal(channels[..., None], np.arange(n_channels, dtype=channels.dtype))
-        return cls(one_hot.view(np.uint8) * np.uint8(255), np.ones(channels.shape, np.float32))
+        return cls(SoftLabels.certain_of(channels, n_channels), np.ones(channels.shape, np.float32))
 
 
 def propagate(frames, keyframes: Mapping[int, np.ndarray], *, ignore_index: int | None = 255,

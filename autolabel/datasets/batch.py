@@ -7,6 +7,7 @@ command is in autolabel/cli/batch.py.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -22,10 +23,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable
 
-import cv2
-
+from ..core.flow import cores
 from ..errors import InputError, describe
-from ..refiner.load import load_refiner
 from ..io.output import run_clip
 from .fingerprint import BatchOptions, complete_manifest, fingerprint, fingerprint_document, keyframe_paths, seal
 from .flowcache import FlowCache
@@ -94,11 +93,14 @@ def propagate_clip(job: ClipJob, out: Path, options: BatchOptions) -> dict:
         video = job.video if job.frame_files is None else frames_view(job.frame_files, Path(scratch) / "frames")
         keyframes = keyframe_paths(job, options.keyframe_every)
         cache = FlowCache(options.flow_cache) if options.flow_cache is not None else None
-        refiner = load_refiner(options.refiner, options.adapt, options.device, options.adapt_steps) \
-            if options.refine else None
+        refiner = None
+        if options.refine:
+            from ..refiner.load import load_refiner  # here: geometry alone never imports the refiner
+
+            refiner = load_refiner(options.refiner, options.adapt, options.device, options.adapt_steps)
         return run_clip(video, keyframes, out, settings=options.settings, label_format=options.label_format,
                         ignore_index=options.ignore_index, flow_cache=cache, refiner=refiner, command=options.command,
-                        overwrite=options.overwrite or options.resume,
+                        overwrite=options.overwrite or options.resume, threads=options.threads,
                         update=options.resume)  # a clip whose keyframes changed: only what they touch is redone
 
 
@@ -141,11 +143,9 @@ def run_in_process(jobs: list[ClipJob], out_root: Path, options: BatchOptions, o
         on_done(run_job(job, out_root, options))
 
 
-def _start_worker(workers: int, batch_pid: int) -> None:
-    """Split OpenCV's threads among the workers instead of each taking every core, and on Linux die
-    with the batch: a worker orphaned by `kill -9 <batch>` must not go on writing a clip that the
-    resumed batch redoes at the same time."""
-    cv2.setNumThreads(max(1, (os.cpu_count() or 1) // workers))
+def _start_worker(batch_pid: int) -> None:
+    """On Linux, die with the batch: a worker orphaned by `kill -9 <batch>` must not go on writing a
+    clip that the resumed batch redoes at the same time."""
     signal.signal(signal.SIGINT, _interrupt_worker)
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -184,8 +184,10 @@ def _run_job_in_worker(job: ClipJob, out_root: Path, options: BatchOptions) -> d
 def run_in_processes(jobs: list[ClipJob], out_root: Path, options: BatchOptions, workers: int, on_done) -> None:
     # spawn, not fork: forking a process that already runs OpenCV/torch threads can deadlock the child.
     context = multiprocessing.get_context("spawn")
+    # Split the cores among the workers instead of each taking every core.
+    options = dataclasses.replace(options, threads=options.threads or max(1, cores() // workers))
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(workers, os.getpid())) as pool:
+                             initargs=(os.getpid(),)) as pool:
         # Workers start (on submit) ignoring Ctrl-C until their initializer installs _interrupt_worker.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:

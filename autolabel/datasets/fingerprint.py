@@ -45,6 +45,7 @@ class BatchOptions:
     device: str = "auto"                 # where a learned refiner runs
     adapt_steps: int | None = None       # its per-clip learning steps (None: the weights' default)
     command: str | None = None           # the batch's command line, for the manifests (not a setting)
+    threads: int | None = None           # OpenCV threads per clip (None: every core; not a setting)
 
 
 # ------------------------------------------------------------------ inputs and fingerprint

@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..core.flow import BACKENDS, to_gray
+from ..core.flow import BACKENDS, to_gray, use_threads
 from ..core.pipeline import Settings
 from ..errors import InputError
 from ..io.frames import FrameSource
@@ -31,13 +31,14 @@ from ..io.keyframes import find_keyframes
 from .evaluate import evaluate
 
 
-def flow_alone_seconds(source: FrameSource, settings: Settings, threads: int = 1) -> float:
+def flow_alone_seconds(source: FrameSource, settings: Settings, threads: int = 1) -> tuple[float, float]:
     """Decode every frame and compute both flows of every neighbouring pair, nothing else: the
     two directions one after the other (threads=1, each on the backend's own threads) or at
-    once on two threads (threads=2)."""
+    once on two threads (threads=2). OpenCV's own thread count is the caller's (`use_threads`).
+    Returns (wall seconds, CPU seconds of this process)."""
     forward, backward = (BACKENDS[settings.flow](settings.flow_preset) for _ in range(2))
     with ThreadPoolExecutor(1) as helper:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         previous = to_gray(source.read(0), settings.flow_scale)
         for index in range(1, len(source)):
             gray = to_gray(source.read(index), settings.flow_scale)
@@ -49,21 +50,30 @@ def flow_alone_seconds(source: FrameSource, settings: Settings, threads: int = 1
                 forward(previous, gray)
                 backward(gray, previous)
             previous = gray
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu_started
 
 
-def flow_floor_seconds(source: FrameSource, settings: Settings) -> dict[str, float]:
-    """Both plain ways to get the flows, timed; the floor is the faster (which one wins depends
-    on the machine and its load: on 2 shared cores we have seen either)."""
-    times = {"one_loop": flow_alone_seconds(source, settings, 1), "two_threads": flow_alone_seconds(source, settings, 2)}
-    return {**times, "floor": min(times.values())}
+def flow_floor_seconds(source: FrameSource, settings: Settings, threads: int | None = None) -> dict[str, float]:
+    """Both plain ways to get the flows with `threads` threads (None: every core), timed; the floor is
+    the faster (which one wins depends on the machine and its load: on 2 shared cores we have seen
+    either). With one thread there is one way: one direction after the other."""
+    threads = use_threads(threads)
+    runs = {"one_loop": flow_alone_seconds(source, settings, 1)}
+    if threads > 1:
+        runs["two_threads"] = flow_alone_seconds(source, settings, 2)
+    fastest = min(runs, key=lambda way: runs[way][0])
+    return {**{way: wall for way, (wall, _) in runs.items()}, "floor": runs[fastest][0],
+            "floor_cpu": runs[fastest][1], "threads": threads}
 
 
-def propagate_command(video: Path, keyframes: Path, out: Path, settings: Settings, refiner=None) -> list[str]:
+def propagate_command(video: Path, keyframes: Path, out: Path, settings: Settings, refiner=None,
+                      threads: int | None = None) -> list[str]:
     """The `autolabel propagate` command line for these settings (same Python, same autolabel)."""
     command = [sys.executable, "-m", "autolabel", "propagate", "--video", str(video), "--keyframes", str(keyframes),
                "--out", str(out), "--quiet", "--flow", settings.flow, "--flow-preset", settings.flow_preset,
                "--flow-scale", str(settings.flow_scale), "--fusion", settings.fusion]
+    if threads is not None:
+        command += ["--threads", str(threads)]
     if refiner is None:
         command += ["--no-refine"]
     else:
@@ -73,8 +83,8 @@ def propagate_command(video: Path, keyframes: Path, out: Path, settings: Setting
     return command
 
 
-def run_measured(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak resident MB) of a command; its output is shown only if it fails."""
+def run_measured(command: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak resident MB, CPU seconds) of a command; its output is shown only if it fails."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = process.stdout.read()
@@ -83,7 +93,7 @@ def run_measured(command: list[str]) -> tuple[float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{output.decode(errors='replace')}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def _warm_file_cache(path: Path) -> None:
@@ -105,14 +115,15 @@ def clip_paths(clip: Path) -> tuple[Path, Path]:
 
 
 def bench_clip(clip: str | Path, keyframe_every: int = 10, settings: Settings = Settings(),
-               refiner=None) -> dict:
-    """Propagate from every `keyframe_every`-th label of a densely labeled clip and score the rest."""
+               refiner=None, threads: int | None = None) -> dict:
+    """Propagate from every `keyframe_every`-th label of a densely labeled clip and score the rest,
+    the command and the flow floor both on `threads` threads (None: every core)."""
     clip = Path(clip)
     frames, labels = clip_paths(clip)
     source = FrameSource(frames)
     all_labels = find_keyframes(labels, source.stems)
     _warm_file_cache(frames)  # so neither timed run pays for a cold disk
-    floors = flow_floor_seconds(source, settings)
+    floors = flow_floor_seconds(source, settings, threads)
     flow_seconds = floors["floor"]
     with tempfile.TemporaryDirectory(prefix="autolabel-bench-") as scratch:
         keyframes, out = Path(scratch) / "keyframes", Path(scratch) / "out"
@@ -120,7 +131,8 @@ def bench_clip(clip: str | Path, keyframe_every: int = 10, settings: Settings = 
         for index, path in all_labels.items():
             if index % keyframe_every == 0:
                 (keyframes / path.name).symlink_to(path.resolve())
-        total_seconds, peak_mb = run_measured(propagate_command(frames, keyframes, out, settings, refiner))
+        total_seconds, peak_mb, cpu_seconds = run_measured(propagate_command(frames, keyframes, out, settings, refiner,
+                                                                             threads))
         report = evaluate(out / "labels", labels, keyframes_dir=keyframes, confidence_dir=out / "confidence",
                           manifest_path=out / "manifest.json")
         stages = json.loads((out / "manifest.json").read_text())["timings"]
@@ -131,8 +143,13 @@ def bench_clip(clip: str | Path, keyframe_every: int = 10, settings: Settings = 
         "errors_in_least_confident_5": report["errors_in_least_confident_5"],
         "refiner": getattr(refiner, "name", None), "device": str(getattr(refiner, "device", "cpu")),
         "flow_alone_s": round(flow_seconds, 2), "flow_one_loop_s": round(floors["one_loop"], 2),
-        "flow_two_threads_s": round(floors["two_threads"], 2), "total_s": round(total_seconds, 2),
+        "flow_two_threads_s": round(floors["two_threads"], 2) if "two_threads" in floors else None,
+        "threads": floors["threads"], "total_s": round(total_seconds, 2),
+        "startup_s": round(total_seconds - stages["total"], 2),
         "ratio_to_flow": round(total_seconds / flow_seconds, 2),
+        # CPU time depends less on what else the machine runs than wall time does.
+        "cpu_s": round(cpu_seconds, 2), "flow_alone_cpu_s": round(floors["floor_cpu"], 2),
+        "cpu_ratio_to_flow": round(cpu_seconds / floors["floor_cpu"], 2),
         "fps": round(len(source) / total_seconds, 2), "peak_memory_mb": round(peak_mb),
         "stages_s": stages, "by_distance": report["by_distance"],
     }
@@ -173,8 +190,29 @@ def results_table(results: list[dict], settings: Settings, refiner=None):
     return table
 
 
+STAGES = ("read", "flow", "warp", "fuse", "refine", "write")
+
+
+def stages_table(results: list[dict]):
+    """Seconds per stage of each command, as its manifest timed them. Flow, reading and writing run on
+    threads of their own, beside warp, fuse and refine: the stages add up to more than the command.
+    Start-up is the rest of the command's wall time: imports, reading keyframes, the manifest."""
+    from rich.table import Table
+
+    table = Table(title=f"autolabel bench: seconds per stage ({results[0]['threads']} threads)")
+    stages = [stage for stage in STAGES if any(stage in r["stages_s"] for r in results)]
+    for column in ("clip", "flow alone", "command", *stages, "start-up", "CPU command/flow"):
+        table.add_column(column, justify="left" if column == "clip" else "right")
+    for r in results:
+        table.add_row(r["clip"], f"{r['flow_alone_s']:.2f}", f"{r['total_s']:.2f}",
+                      *(f"{r['stages_s'].get(stage, 0):.2f}" for stage in stages), f"{r['startup_s']:.2f}",
+                      f"{r['cpu_ratio_to_flow']:.2f}")
+    return table
+
+
 def bench_long_clip(n_frames: int, width: int, height: int, keyframe_every: int, n_classes: int = 19,
-                    settings: Settings = Settings(), refiner=None, on_frame=lambda done, total: None) -> dict:
+                    settings: Settings = Settings(), refiner=None, on_frame=lambda done, total: None,
+                    threads: int | None = None) -> dict:
     """Speed, and this process's peak memory, on a generated clip of any length with `n_classes`
     classes in every keyframe (nothing written to disk)."""
     from ..core.pipeline import ClassSet, Propagator
@@ -183,7 +221,7 @@ def bench_long_clip(n_frames: int, width: int, height: int, keyframe_every: int,
     clip = LongClip(n_frames, height, width, n_classes=n_classes)
     keyframes = list(range(0, n_frames, keyframe_every))
     classes = ClassSet(range(n_classes), None)
-    propagator = Propagator(clip, clip.label, keyframes, classes, settings, refiner)
+    propagator = Propagator(clip, clip.label, keyframes, classes, settings, refiner, threads=threads)
     correct = total = 0
     started = time.perf_counter()
     for done, result in enumerate(propagator.run(), 1):

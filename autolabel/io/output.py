@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -29,6 +31,9 @@ from .update import frames_digest, label_digest, plan_update
 RESULT_NAMES = ("labels", "confidence", "manifest.json")
 DERIVED_NAMES = ("review",)  # made from the results (review's pictures): replaced results take them along
 STAGING = ".autolabel-staging"
+# Frames handed to the PNG writer thread and not yet written: enough to ride out a slow frame, few
+# enough that memory stays a few frames.
+WRITES_AHEAD = 3
 
 
 def check_output(out: Path, overwrite: bool) -> None:
@@ -58,14 +63,15 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
              settings: Settings = Settings(),
              label_format: str | None = None, ignore_index: int | None = 255, color_table=None,
              refiner=None, flow_cache=None, overwrite: bool = False, update: bool = False,
-             command: str | None = None, accept_short_video: bool = False,
+             command: str | None = None, accept_short_video: bool = False, threads: int | None = None,
              on_start: Callable[[str], None] = lambda message: None,
              on_frame: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Propagate `keyframes` (a folder, or {frame index: label path}) through `video` into `out`.
 
-    `command` (the command line that asked for this run) is recorded in the manifest. `update`: OUT may hold
-    results, and only the segments the keyframes' changes touch are computed again (io/update.py); the
-    manifest's "update" says what was. Returns the manifest."""
+    `command` (the command line that asked for this run) is recorded in the manifest; `threads` is how many
+    threads OpenCV may use (None: every core). `update`: OUT may hold results, and only the segments the
+    keyframes' changes touch are computed again (io/update.py); the manifest's "update" says what was.
+    Returns the manifest."""
     started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out = Path(out)
     check_output(out, overwrite or update)
@@ -96,34 +102,33 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                                refining=refiner is not None)
             on_start(plan.describe() + (" (no --flow-cache: the flow is computed again)"
                                         if plan.spans is None and plan.record and flow_cache is None else ""))
-        propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache)
+        propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache,
+                                threads)
         started = time.perf_counter()
         staging = out / STAGING
         if staging.exists():
             shutil.rmtree(staging)  # ours, left by a killed run
         (staging / "labels").mkdir(parents=True)
         (staging / "confidence").mkdir()
+
+        def write(stem: str, channels: np.ndarray, confidence: np.ndarray) -> None:
+            with propagator.timer("write"):
+                write_label(staging / "labels" / f"{stem}.png", keys.classes.to_ids(channels), keys.format)
+                write_confidence(staging / "confidence" / f"{stem}.png", confidence)
+
+        # PNGs are written on a thread of their own (zlib and numpy release the GIL), beside the pipeline.
         try:
-            records = {}
             stems = source.stems
+            records = {}
             if plan is not None and plan.reused:
                 for t in plan.reused:
                     for folder in ("labels", "confidence"):
                         _link_or_copy(out / folder / f"{stems[t]}.png", staging / folder / f"{stems[t]}.png")
                     records[t] = plan.records[t]
                 on_frame(len(records), len(source))
-            for done, result in enumerate(propagator.run(plan.spans if plan else None), len(records) + 1):
-                stem = stems[result.index]
-                with propagator.timer("write"):
-                    write_label(staging / "labels" / f"{stem}.png", keys.classes.to_ids(result.channels), keys.format)
-                    write_confidence(staging / "confidence" / f"{stem}.png", result.confidence)
-                records[result.index] = {
-                    "stem": stem, "keyframe": result.is_keyframe,
-                    "sources": [stems[k] for k in result.sources],
-                    "distance": min(abs(result.index - k) for k in keys.indices),
-                    "mean_confidence": round(float(result.confidence.mean()), 4),
-                }
-                on_frame(done, len(source))
+            with ThreadPoolExecutor(1, thread_name_prefix="write-png") as writer:
+                records.update(_propagate_and_write(propagator, plan.spans if plan else None, stems, keys.indices,
+                                                    writer, write, on_frame, done_before=len(records)))
             manifest = {
                 "tool": "autolabel", "version": __version__, "command": command, "started": started_at,
                 "video": str(video), **({"accept_short_video": True} if accept_short_video else {}),
@@ -168,3 +173,26 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def _propagate_and_write(propagator: Propagator, spans, stems: list[str], keyframes: list[int],
+                         writer: ThreadPoolExecutor, write: Callable, on_frame: Callable[[int, int], None],
+                         done_before: int = 0) -> dict[int, dict]:
+    """Run the pipeline (only `spans`, when given), handing each frame to `writer`; returns the manifest's
+    record of every frame it computed."""
+    records, pending = {}, deque()
+    for done, result in enumerate(propagator.run(spans), done_before + 1):
+        stem = stems[result.index]
+        pending.append(writer.submit(write, stem, result.channels, result.confidence))
+        if len(pending) > WRITES_AHEAD:
+            pending.popleft().result()  # raises what the writer raised
+        records[result.index] = {
+            "stem": stem, "keyframe": result.is_keyframe,
+            "sources": [stems[k] for k in result.sources],
+            "distance": min(abs(result.index - k) for k in keyframes),
+            "mean_confidence": round(float(result.confidence.mean()), 4),
+        }
+        on_frame(done, len(stems))
+    for write_done in pending:
+        write_done.result()
+    return records
