@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def read(path: Path) -> dict[str, dict]:
-    return {row["clip"]: row for row in map(json.loads, Path(path).read_text().splitlines()) if row.strip()}
+    return {row["clip"]: row for row in (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())}
 
 
 def markdown(baseline: dict, candidate: dict, geometry: dict | None = None) -> str:
