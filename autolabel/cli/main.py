@@ -17,9 +17,8 @@ from ..progress import Reporter, console, counted, tables
 from .help import App
 from .options import (AdaptOption, AdaptStepsOption, DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion,
                       FusionOption, IgnoreIndexOption, LabelFormatOption, LabelKind, PresetOption, RefineOption,
-                      RefinerOption, ScaleOption, VideoOption, command_line, fail, interrupted, make_refiner,
-                      make_settings)
-from .options import ThreadsOption
+                      RefinerOption, ScaleOption, ThreadsOption, VideoOption, command_line, fail, interrupted,
+                      make_refiner, make_settings)
 
 app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "

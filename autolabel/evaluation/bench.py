@@ -168,6 +168,12 @@ def expand_clips(paths: list[Path]) -> list[Path]:
     return clips
 
 
+def low_confidence_errors(result: dict) -> str:
+    """A bench result's share of wrong pixels in the least-confident 5 %, in percent, or a dash."""
+    share = result.get("errors_in_least_confident_5")
+    return "—" if share is None else f"{100 * share:.1f}"
+
+
 def results_table(results: list[dict], settings: Settings, refiner=None):
     from rich.table import Table
 
@@ -176,10 +182,9 @@ def results_table(results: list[dict], settings: Settings, refiner=None):
     for column in ("clip", "size", "frames", "score", "boundary F", "ECE", "errors in least-confident 5 %",
                    "flow alone s", "command s", "command/flow", "fps", "peak RSS MB", "device"):
         table.add_column(column, justify="left" if column == "clip" else "right")
-    low = lambda r: "—" if r["errors_in_least_confident_5"] is None else f"{100 * r['errors_in_least_confident_5']:.1f}"  # noqa: E731
     for r in results:
         table.add_row(r["clip"], r["size"], str(r["frames"]), f"{r['metric']} {r['score']:.1f}",
-                      f"{r['boundary_f']:.1f}", f"{r['ece']:.3f}", low(r), f"{r['flow_alone_s']:.1f}",
+                      f"{r['boundary_f']:.1f}", f"{r['ece']:.3f}", low_confidence_errors(r), f"{r['flow_alone_s']:.1f}",
                       f"{r['total_s']:.1f}", f"{r['ratio_to_flow']:.2f}", f"{r['fps']:.1f}", str(r["peak_memory_mb"]),
                       r["device"])
     if len(results) > 1:

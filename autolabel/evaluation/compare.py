@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .bench import low_confidence_errors
+
 
 def read(path: Path) -> dict[str, dict]:
     return {row["clip"]: row for row in (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())}
@@ -19,7 +21,6 @@ def read(path: Path) -> dict[str, dict]:
 
 def markdown(baseline: dict, candidate: dict, geometry: dict | None = None) -> str:
     clips = sorted(set(baseline) & set(candidate))
-    low = lambda r: "—" if r.get("errors_in_least_confident_5") is None else f"{100 * r['errors_in_least_confident_5']:.1f}"  # noqa: E731
     head = ["clip", *(["geometry"] if geometry else []), "baseline", "candidate", "gain", "boundary F", "ECE",
             "errors in least-confident 5 %", "total/flow", "device"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -30,7 +31,7 @@ def markdown(baseline: dict, candidate: dict, geometry: dict | None = None) -> s
         row = [f"{clip} ({c['metric']})", *([f"{geometry[clip]['score']:.1f}"] if geometry else []),
                f"{b['score']:.1f}", f"{c['score']:.1f}", f"{gain:+.1f}",
                f"{b['boundary_f']:.1f} → {c['boundary_f']:.1f}", f"{b['ece']:.3f} → {c['ece']:.3f}",
-               f"{low(b)} → {low(c)}", f"{c['ratio_to_flow']:.2f}", c.get("device", "cpu")]
+               f"{low_confidence_errors(b)} → {low_confidence_errors(c)}", f"{c['ratio_to_flow']:.2f}", c.get("device", "cpu")]
         lines.append("| " + " | ".join(row) + " |")
         for key, value in (("g", geometry[clip]["score"] if geometry else 0), ("b", b["score"]), ("c", c["score"]),
                            ("bf_b", b["boundary_f"]), ("bf_c", c["boundary_f"]), ("e_b", b["ece"]), ("e_c", c["ece"]),

@@ -17,6 +17,8 @@ from torch.nn import functional as F
 from .model import RefinerNet, network_input
 from .samples import IGNORE, LabeledFrames
 
+THREADS = 2   # torch threads while training: fixed, because the count changes float sums and so the weights
+
 
 @dataclass(frozen=True)
 class Schedule:

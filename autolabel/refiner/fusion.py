@@ -25,7 +25,8 @@ from ..errors import InputError
 from ..io.frames import FrameSource
 from ..io.keyframes import find_keyframes
 from ..io.labels import detect_format, read_label
-from .learned import LearnedRefiner, calibrate, fuse
+from .learned import LearnedRefiner, calibrate, distance_share, fuse
+from .samples import IGNORE, frame_miou
 from .weights import Weights
 
 ALPHAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -41,7 +42,7 @@ class Target:
     confidence: np.ndarray    # classic confidence
     log_net: np.ndarray       # network log-probabilities at the working size
     u: float                  # distance / spacing
-    truth: np.ndarray         # the true label as segment-local channels; -1 where not scorable
+    truth: np.ndarray         # the true label as segment-local channels; IGNORE where not scorable
     bound: int
 
 
@@ -51,7 +52,7 @@ class _Recording(LearnedRefiner):
     def refine(self, frame, probs, reliability, distance, present=None, one_sided=False, spacing=None):
         channels, confidence = self.classic.refine(frame, probs, reliability, distance, present, one_sided)
         self.last = (channels, confidence, self.network_log_probs(frame, present) if self.net is not None else None,
-                     min(distance / (spacing or 30), 1.0), present)
+                     distance_share(distance, spacing), present)
         return channels, confidence
 
 
@@ -73,11 +74,11 @@ def clip_targets(frames: Path, labels: Path, weights: Weights, refiner_factory, 
             if result.is_keyframe or result.index not in label or refiner.last[2] is None:
                 continue
             channels, confidence, log_net, u, present = refiner.last
-            local = np.full(len(classes), -1, np.int64)
+            local = np.full(len(classes), IGNORE, np.int64)
             local[present] = np.arange(len(present))
             truth_ids = label[result.index]
             known = np.isin(truth_ids, classes.channel_ids)
-            truth = np.where(known, local[classes.channels(truth_ids)], -1)
+            truth = np.where(known, local[classes.channels(truth_ids)], IGNORE)
             targets.append(Target(channels, confidence.astype(np.float16), log_net, u, truth,
                                   next(b for b in BOUNDS if len(classes) <= b)))
         return targets
@@ -85,20 +86,12 @@ def clip_targets(frames: Path, labels: Path, weights: Weights, refiner_factory, 
         source.close()
 
 
-def frame_iou(prediction: np.ndarray, truth: np.ndarray, n: int) -> float:
-    valid = truth >= 0
-    joint = np.bincount(truth[valid] * n + prediction[valid], minlength=n * n).reshape(n, n)
-    inter = np.diag(joint)
-    union = joint.sum(0) + joint.sum(1) - inter
-    return float((inter[union > 0] / union[union > 0]).mean()) if (union > 0).any() else 1.0
-
-
 def fit_calibration(targets: list[Target]) -> dict:
     correct = np.zeros((len(U_EDGES), len(CONFIDENCE_EDGES) - 1))
     count = np.zeros_like(correct)
     for t in targets:
         row = min(int(np.searchsorted(U_EDGES, t.u, side="right")) - 1, len(U_EDGES) - 1)
-        valid = t.truth >= 0
+        valid = t.truth != IGNORE
         bins = np.clip(np.searchsorted(CONFIDENCE_EDGES, t.confidence[valid].astype(np.float32), side="right") - 1,
                        0, len(CONFIDENCE_EDGES) - 2)
         count[row] += np.bincount(bins, minlength=count.shape[1])
@@ -139,7 +132,7 @@ def fit_fusion(clips: list[tuple[Path, Path]], weights: Weights, out: Path, *, e
         calibration[bound] = fit_calibration(group)
         scores = []
         for a in ALPHAS:
-            ious = [frame_iou(fuse(t.channels, calibrate(t.confidence.astype(np.float32), t.u, calibration[bound]),
+            ious = [frame_miou(fuse(t.channels, calibrate(t.confidence.astype(np.float32), t.u, calibration[bound]),
                                    t.log_net, a * t.u)[0], t.truth, t.log_net.shape[0]) for t in group]
             scores.append(float(np.mean(ious)))
         alpha[bound] = ALPHAS[int(np.argmax(scores))]

@@ -22,16 +22,15 @@ import numpy as np
 import torch
 
 from ..core.refine import Refiner
-from .fit import Fitter, Schedule, predict
+from .fit import THREADS, Fitter, Schedule, predict
 from .model import work_size
 from .samples import LabeledFrames
 from .weights import Weights
 
 MAX_KEYFRAMES = 64     # keyframes kept to learn from (evenly spaced), so memory stays bounded
 # Fixed, because the thread count changes float sums and so the outputs. Learning runs before the
-# flow starts and takes 2 threads; frames are refined while the flow's two threads run, and torch's
+# flow starts (fit.THREADS); frames are refined while the flow's two threads run, and torch's
 # OpenMP threads spinning beside them were 20x slower than one thread (measured on 2 cores).
-LEARN_THREADS = 2
 REFINE_THREADS = 1
 ONE_SIDED_UNIT = 30    # frames: u for the ends of a clip, which have one keyframe
 
@@ -55,7 +54,7 @@ class LearnedRefiner:
     def start_clip(self, keyframes, n_channels: int, channel_ids=None) -> None:
         """`keyframes`: (frame, channel indices) of every keyframe; `channel_ids`: the label id of each
         channel (to start the head from a dataset refiner's classes)."""
-        torch.set_num_threads(LEARN_THREADS)
+        torch.set_num_threads(THREADS)
         torch.manual_seed(self.seed)
         kept = LabeledFrames()
         stride = [1]
@@ -117,9 +116,14 @@ class LearnedRefiner:
         channels, confidence = self.classic.refine(frame, probs, reliability, distance, present, one_sided)
         if self.net is None or self.alpha <= 0 or probs.shape[2] < 2:
             return channels, confidence
-        u = min(distance / (spacing if spacing else ONE_SIDED_UNIT), 1.0)
+        u = distance_share(distance, spacing)
         calibrated = calibrate(confidence, u, self.calibration)
         return fuse(channels, calibrated, self.network_log_probs(frame, present), self.alpha * u)
+
+
+def distance_share(distance: int, spacing: int | None) -> float:
+    """u: how far a frame is from its nearest keyframe, as a share of its keyframes' spacing (capped at 1)."""
+    return min(distance / (spacing or ONE_SIDED_UNIT), 1.0)
 
 
 def calibrate(confidence: np.ndarray, u: float, table: dict) -> np.ndarray:

@@ -14,6 +14,16 @@ import numpy as np
 IGNORE = 255  # in `labels`: pixels that teach nothing (unlabeled, or a class the head lacks)
 
 
+def frame_miou(prediction: np.ndarray, label: np.ndarray, n_classes: int) -> float:
+    """mIoU of one frame over the classes present in the label or the prediction; IGNORE pixels left out."""
+    valid = label != IGNORE
+    joint = np.bincount(label[valid].astype(np.int64) * n_classes + prediction[valid],
+                        minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    inter = np.diag(joint)
+    union = joint.sum(0) + joint.sum(1) - inter
+    return float((inter[union > 0] / union[union > 0]).mean()) if (union > 0).any() else 1.0
+
+
 @dataclass
 class LabeledFrames:
     frames: list[np.ndarray] = field(default_factory=list)   # H x W x 3 uint8 RGB, working size

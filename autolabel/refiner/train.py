@@ -24,12 +24,11 @@ from ..datasets.layouts import ClipJob, find_clips
 from ..errors import InputError
 from ..io.frames import FrameSource, read_image
 from ..io.labels import detect_format, read_label
-from .fit import Fitter, Schedule, predict
+from .fit import THREADS, Fitter, Schedule, predict
 from .model import RefinerNet, work_size
-from .samples import IGNORE, LabeledFrames
+from .samples import IGNORE, LabeledFrames, frame_miou
 from .weights import Weights, load_weights
 
-THREADS = 2   # fixed: the thread count changes float sums, and so the weights
 
 
 def clip_frames(job: ClipJob, every: int | None):
@@ -154,20 +153,12 @@ def score_held_out(net, training: LabeledFrames, held: list[ClipJob], every, cla
     table = appearance.table[:, :len(class_ids)]
     frames, _, _ = read_dataset(held, every, ignore_index, work_pixels, class_ids)
     scores = {"network": [], "colour_table": []}
+    net = net.to(device)
     for frame, label in zip(frames.frames, frames.labels):
-        network = predict(net.to(device), frame, device).argmax(0)
+        network = predict(net, frame, device).argmax(0)
         colour = appearance(frame, table).argmax(2)
         for name, prediction in (("network", network), ("colour_table", colour)):
             scores[name].append(frame_miou(prediction, label, len(class_ids)))
     return {"clips": [job.name for job in held], "frames": len(frames.frames),
             **{name: round(100 * float(np.mean(values)), 2) for name, values in scores.items()}}
 
-
-def frame_miou(prediction: np.ndarray, label: np.ndarray, n_classes: int) -> float:
-    """mIoU over the classes present in the label or the prediction, ignore excluded."""
-    valid = label != IGNORE
-    joint = np.bincount(label[valid].astype(np.int64) * n_classes + prediction[valid],
-                        minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    inter = np.diag(joint)
-    union = joint.sum(0) + joint.sum(1) - inter
-    return float((inter[union > 0] / union[union > 0]).mean()) if (union > 0).any() else 1.0
