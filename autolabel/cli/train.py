@@ -22,14 +22,15 @@ def train(
     out: Path = typer.Option(Path("refiner.pt"), "--out", "-o", help="Weights to write (use them with "
                              "`propagate --refiner` and `batch --refiner`)."),
     steps: int = typer.Option(3000, "--steps", min=1, help="Training steps (8 crops of 192 px each)."),
-    clips: list[str] = typer.Option([], "--clip", help="Train on this clip only (repeat for more); default all."),
-    hold_out: list[str] = typer.Option([], "--hold-out", help="Never train on this clip; score the result on "
+    clips: list[str] = typer.Option([], "--clip", metavar="NAME", help="Train on this clip only (repeat for more); default all."),
+    hold_out: list[str] = typer.Option([], "--hold-out", metavar="NAME", help="Never train on this clip; score the result on "
                                        "its labeled frames at the end (repeat for more)."),
     every: Optional[int] = typer.Option(None, "--every", min=1, help="Use only labels of frames whose index is a "
                                         "multiple of this (10: what a user would have, when label folders also "
                                         "hold evaluation labels)."),
     ignore_index: int = typer.Option(255, "--ignore-index", help="Id meaning 'unlabeled': never learned."),
-    layout: str = typer.Option("auto", "--layout", help="Dataset layout: auto, generic, davis, cityscapes, manifest."),
+    layout: str = typer.Option("auto", "--layout", metavar="auto|generic|davis|cityscapes|manifest",
+                                help="Dataset layout (see `autolabel batch --help`)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this refiner's network (default: the "
                                         "shipped models/refiner.pt)."),
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Start from a randomly initialised network."),
