@@ -171,6 +171,9 @@ def test_train_command_reports_and_refuses_unknown_clips(tiny_dataset, tmp_path)
     code, output = run_cli("train", tiny_dataset, "-o", tmp_path / "r.pt", "--steps", "2", "--from-scratch",
                            "--hold-out", "nope")
     assert code == 2 and "no clip named 'nope'" in output
+    (tmp_path / "empty").mkdir()
+    code, output = run_cli("train", tmp_path / "empty", "-o", tmp_path / "r.pt")
+    assert code == 2 and "no clips found" in output and not (tmp_path / "r.pt").exists()
     code, output = run_cli("train", tiny_dataset, "-o", tmp_path / "r.pt", "--steps", "2", "--from-scratch",
                            "--hold-out", "c")
     assert code == 0, output

@@ -20,7 +20,7 @@ import torch
 
 from ..core.appearance import Appearance
 from ..datasets.fingerprint import frame_stems, keyframe_paths
-from ..datasets.layouts import ClipJob, find_clips
+from ..datasets.layouts import ClipJob, find_clips, no_clips_message
 from ..errors import InputError
 from ..io.frames import FrameSource, read_image
 from ..io.labels import detect_format, read_label
@@ -86,6 +86,8 @@ def train_dataset(dataset: str | Path, out: str | Path, *, steps: int = 3000, ev
     torch.manual_seed(seed)
     out = Path(out)
     jobs = find_clips(dataset, layout)
+    if not jobs:
+        raise InputError(dataset, no_clips_message(layout))
     names = {job.name for job in jobs}
     for name in (clips or []) + (hold_out or []):
         if name not in names:
