@@ -45,6 +45,7 @@ def fresh(clip_dir: Path, keys: Path, out: Path, *options) -> dict[str, bytes]:
 def cvat_correction(zip_path: Path, stem: str, truth: np.ndarray, tmp_path: Path) -> Path:
     """What CVAT exports after a person repaints frame `stem`: Datumaro (CVAT's dataset library) reads
     our zip, the frame's masks become the true objects, and Datumaro writes Segmentation mask 1.1."""
+    pytest.importorskip("datumaro", reason="the interop extra: pip install -e '.[interop]'")
     from datumaro.components.annotation import AnnotationType, Mask
     from datumaro.components.dataset import Dataset
 
@@ -68,7 +69,7 @@ def cvat_correction(zip_path: Path, stem: str, truth: np.ndarray, tmp_path: Path
 def test_round_trip_export_correct_import_update_equals_a_full_run(clip, tmp_path):
     clip_dir, keys = clip
     fresh(clip_dir, keys, tmp_path / "out", "--no-refine")
-    export(tmp_path / "out", tmp_path / "cvat", "cvat")
+    export(tmp_path / "out", tmp_path / "cvat", "cvat", name="out")
     truth = np.array(Image.open(clip_dir / "labels" / "00015.png"))
     assert not np.array_equal(truth, np.array(Image.open(tmp_path / "out" / "labels" / "00015.png")))
     corrected = cvat_correction(tmp_path / "cvat" / "out.zip", "00015", truth, tmp_path)
@@ -182,7 +183,7 @@ def _png(array: np.ndarray, like: bytes) -> bytes:
 def test_import_refuses_what_it_cannot_map_with_one_line_and_writes_nothing(clip, tmp_path, problem, message):
     clip_dir, keys = clip
     fresh(clip_dir, keys, tmp_path / "out", "--no-refine")
-    export(tmp_path / "out", tmp_path / "cvat", "cvat")
+    export(tmp_path / "out", tmp_path / "cvat", "cvat", name="out")
 
     def change(name, data):
         if problem == "unknown name" and name == "labelmap.txt":

@@ -101,7 +101,7 @@ def run(clip: Path, every: int, fix: int, refine: bool, flow_cache: Path | None,
     shutil.copytree(out / "labels", work / "before" / "labels")   # beside no manifest: scored by the folders given
     steps["review"], _ = autolabel("review", out, "-q")
     worst = worst_frames(out, fix)
-    steps["export"], _ = autolabel("export", out, work / "cvat", "--to", "cvat", "-q")
+    steps["export"], _ = autolabel("export", out, work / "cvat", "--to", "cvat", "--name", "out", "-q")
     correct(work / "cvat" / "out.zip", out, labels, worst, work / "corrected.zip")
     steps["import"], _ = autolabel("import", work / "corrected.zip", out, "-k", keys, "-q")
     steps["update"], _ = autolabel("propagate", "-v", frames, "-k", keys, "-o", out, "--update", *options)
