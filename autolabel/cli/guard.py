@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import os
 
-import click
 import typer
 from rich.text import Text
 
 from ..errors import DEBUG_VARIABLE, InputError, describe
 from ..progress import console
 
-PASS_THROUGH = (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit)
+# typer's own exceptions: usage errors (TyperException, exit 2 with typer's usage line), --help's exit
+# and Ctrl-C's abort end as typer ends them. typer carries its own click since 0.29; never import click.
+PASS_THROUGH = (typer.Exit, typer.TyperException, typer.Abort, KeyboardInterrupt, SystemExit)
 
 
 def fail(error: Exception) -> None:
