@@ -17,6 +17,7 @@ A weights file is a `torch.save`d dict of tensors and plain values, loaded with
 from __future__ import annotations
 
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,16 +79,52 @@ def _by_size(values: dict, n_channels: int, missing):
 
 def load_weights(path: str | Path | None = None) -> Weights:
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    blob = _read_blob(path)
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise ValueError(f"not {FORMAT} weights")
         weights = Weights(blob["trunk"], blob["head"], blob["class_ids"], blob["ignore_index"],
                           int(blob["work_pixels"]), blob["fusion"], blob["adapt_steps"], blob["trained"], path)
         RefinerNet(1).trunk.load_state_dict(weights.trunk)   # the trunk fits this code's network
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
-        raise InputError(path, f"cannot load refiner weights ({str(error).splitlines()[0]})") from None
+    except KeyError as error:
+        raise _refused(path, f"{FORMAT} weights without {error.args[0]!r}") from None
+    except (ValueError, TypeError, AttributeError, RuntimeError):
+        raise _refused(path, "a network that does not fit this version of autolabel's refiner") from None
     return weights
+
+
+# A file that is not our weights is described in our words: torch's own messages advise loading
+# without weights_only (running whatever the file holds), which we never do nor advise.
+ZIP_SIGNATURE = b"PK\x03\x04"   # torch.save's format since torch 1.6
+PICKLE_START = b"\x80"           # torch's legacy format (and plain pickles)
+
+
+def _refused(path: Path, problem: str) -> InputError:
+    return InputError(path, f"cannot load refiner weights: {problem}")
+
+
+def _read_blob(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(4)
+    except OSError as error:
+        raise _refused(path, error.strerror or str(error)) from None
+    if not start:
+        raise _refused(path, "the file is empty")
+    if not start.startswith((ZIP_SIGNATURE, PICKLE_START)):
+        raise _refused(path, "not a PyTorch file (refiner weights are written by `autolabel train`)")
+    try:
+        with warnings.catch_warnings():   # torch warns of unusual pickle protocols with a source line
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise _refused(path, "the file holds Python objects, not only tensors and plain values as "
+                             "refiner weights do") from None
+    except (RuntimeError, EOFError, ValueError, OSError):
+        raise _refused(path, "a damaged or truncated PyTorch file") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        found = blob.get("format") if isinstance(blob, dict) else None
+        raise _refused(path, f"a PyTorch file but not {FORMAT} weights"
+                             + (f" (its format is {found!r})" if isinstance(found, str) else ""))
+    return blob
 
 
 def resolve_device(name: str = "auto") -> torch.device:

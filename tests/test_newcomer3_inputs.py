@@ -1,0 +1,55 @@
+"""The third newcomer pass (issue 20, sections 2 and 4): inputs that reached the user as an internal
+error now get one line naming the file and the problem (exit 2, nothing written), or work."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from autolabel.synth import make_clip, write_clip
+
+from conftest import run_cli
+
+
+def _propagate(clip, out, *options):
+    return run_cli("propagate", "-v", clip / "frames", "-k", clip / "keyframes", "-o", out, "-q", *options)
+
+
+def _one_error_line(code, output, starts):
+    assert code == 2, output
+    assert output.count("\n") == 1 and output.startswith(f"error: {starts}"), output
+    assert "internal error" not in output and "\x1b[" not in output, output
+
+
+# ---- refiner weights that are not weights: said in our words -----------------------------------
+
+def _not_weights(tmp_path):
+    """name -> (file, what the message says it is)."""
+    files = {"empty.pt": (b"", "the file is empty"),
+             "text.pt": (b"not a checkpoint", "not a PyTorch file"),
+             "pickle.pt": (pickle.dumps({"a": 1}, protocol=4), "holds Python objects")}
+    for name, (content, _) in files.items():
+        (tmp_path / name).write_bytes(content)
+    torch.save({"net": torch.nn.Linear(2, 2)}, tmp_path / "module.pt")
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "module.pt").read_bytes()[:300])
+    return {**{name: said for name, (_, said) in files.items()}, "module.pt": "holds Python objects",
+            "other.pt": "not autolabel-learned-refiner/1 weights", "cut.pt": "damaged or truncated"}
+
+
+def test_files_that_are_not_refiner_weights_are_named_in_our_words(small_clip, tmp_path):
+    for name, said in _not_weights(tmp_path).items():
+        code, output = _propagate(small_clip, tmp_path / "out", "--refiner", tmp_path / name)
+        _one_error_line(code, output, f"{tmp_path / name}: cannot load refiner weights: ")
+        assert said in output, output
+        assert "weights_only" not in output and "Warning" not in output, output
+        assert not (tmp_path / "out").exists()
+
+
+def test_train_init_with_an_empty_file_is_one_line(tmp_path):
+    write_clip(make_clip(n_frames=4, height=32, width=48, seed=1), tmp_path / "data" / "clip0")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    code, output = run_cli("train", tmp_path / "data", "--init", tmp_path / "empty.pt", "-o", tmp_path / "r.pt",
+                           "--steps", 1)
+    _one_error_line(code, output, f"{tmp_path / 'empty.pt'}: cannot load refiner weights: the file is empty")
+    assert not (tmp_path / "r.pt").exists()
