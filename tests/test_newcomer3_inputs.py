@@ -53,3 +53,52 @@ def test_train_init_with_an_empty_file_is_one_line(tmp_path):
                            "--steps", 1)
     _one_error_line(code, output, f"{tmp_path / 'empty.pt'}: cannot load refiner weights: the file is empty")
     assert not (tmp_path / "r.pt").exists()
+
+
+# ---- any number of classes: OpenCV takes at most 128 channels a call (4 at fractional scales) --
+
+def _many_class_clip(root, n_classes, height=48, width=64, n_frames=6):
+    """Tiles of `n_classes` grey ids, each a colour of its own, sliding one pixel a frame."""
+    from PIL import Image
+
+    (root / "frames").mkdir(parents=True)
+    (root / "keyframes").mkdir()
+    rows, cols = np.mgrid[0:height, 0:width]
+    ids = ((rows // 8) * 8 + cols // 8) % n_classes
+    colours = np.random.default_rng(0).integers(0, 256, (n_classes, 3), dtype=np.uint8)
+    for t in range(n_frames):
+        moved = np.roll(ids, t, axis=1)
+        Image.fromarray(colours[moved]).save(root / "frames" / f"{t:05d}.png")
+        if t in (0, n_frames - 1):
+            Image.fromarray(moved.astype(np.uint8), mode="L").save(root / "keyframes" / f"{t:05d}.png")
+    return root
+
+
+@pytest.mark.parametrize("refiner", ["classic", "default"])
+def test_keyframes_with_many_classes_are_refined(tmp_path, refiner):
+    from PIL import Image
+
+    clip = _many_class_clip(tmp_path / "clip", 40)
+    code, output = _propagate(clip, tmp_path / "out", "--refiner", refiner)
+    assert code == 0, output
+    written = np.asarray(Image.open(tmp_path / "out" / "labels" / "00002.png"))
+    assert len(np.unique(written)) > 34
+
+
+def test_many_classes_at_a_frame_size_that_is_no_multiple_of_the_work_step(tmp_path):
+    from autolabel.core.refine import subsample_of
+
+    assert subsample_of(40, 725) == 2 and 725 % (725 // 2)   # the cues work at a fractional scale
+    clip = _many_class_clip(tmp_path / "clip", 6, height=40, width=725, n_frames=3)
+    code, output = _propagate(clip, tmp_path / "out", "--refiner", "classic")
+    assert code == 0, output
+
+
+def test_channels_in_chunks_are_what_one_call_gives():
+    import cv2
+
+    from autolabel.core.warp import by_channels
+
+    image = np.random.default_rng(1).random((20, 30, 100), dtype=np.float32)
+    box = lambda part: cv2.boxFilter(part, -1, (5, 5), borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    assert np.array_equal(by_channels(box, image, most=32), box(image))

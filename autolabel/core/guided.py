@@ -11,9 +11,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .warp import by_channels
+
 
 def _box(image: np.ndarray, radius: int) -> np.ndarray:
-    return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
+    side = 2 * radius + 1
+    return by_channels(lambda part: cv2.boxFilter(part, -1, (side, side), borderType=cv2.BORDER_REFLECT), image)
 
 
 def sample(small: np.ndarray, rows: np.ndarray, cols: np.ndarray, full: tuple[int, int]) -> np.ndarray:
@@ -25,7 +28,8 @@ def sample(small: np.ndarray, rows: np.ndarray, cols: np.ndarray, full: tuple[in
     # remap wants images under 32767 rows: lay the points out as rows of 4096
     padded = -len(map_x) % 4096
     map_x, map_y = (np.pad(m, (0, padded)).reshape(-1, 4096) for m in (map_x, map_y))
-    values = cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    values = by_channels(lambda part: cv2.remap(part, map_x, map_y, cv2.INTER_LINEAR,
+                                                borderMode=cv2.BORDER_REPLICATE), small)
     return values.reshape(-1, small.shape[2])[:len(rows)]
 
 

@@ -35,6 +35,7 @@ from ..errors import InputError
 from .appearance import Appearance, bins
 from .calibration import Calibration
 from .guided import GuidedFilter, sample
+from .warp import MAX_CHANNELS, by_channels
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "refiner.json"
 FORMAT = "autolabel-refiner/2"
@@ -87,7 +88,13 @@ class Cues:
         self._filters: dict[tuple[int, float], GuidedFilter] = {}
 
     def shrink(self, image: np.ndarray, nearest: bool = False) -> np.ndarray:
-        out = cv2.resize(image, self.small, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+        height, width = image.shape[:2]
+        exact = width % self.small[0] == 0 and height % self.small[1] == 0
+        # OpenCV 5 averages areas at a fractional scale (frame sides not multiples of the step) for 4
+        # channels at most
+        most = MAX_CHANNELS if nearest or exact else 4
+        interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+        out = by_channels(lambda part: cv2.resize(part, self.small, interpolation=interpolation), image, most)
         return out.reshape(self.small[1], self.small[0], *image.shape[2:])
 
     def _edges(self, radius: int, eps: float) -> GuidedFilter:

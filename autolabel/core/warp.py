@@ -18,7 +18,19 @@ from .memory import scratch
 # that misses by more than ALPHA * |motion|^2 + BETA px^2 is most likely occluded.
 ALPHA = 0.01
 BETA = 0.5
-MAX_CHANNELS = 128  # channels per cv2.remap call: OpenCV 4 takes 512 (CV_CN_MAX), 5 fails from 256 with fixed-point maps
+# Channels per OpenCV call: OpenCV 4 takes 512 (CV_CN_MAX); 5 fails from 129 (boxFilter, resize) and from
+# 256 (remap with fixed-point maps).
+MAX_CHANNELS = 128
+
+
+def by_channels(function, image: np.ndarray, most: int = MAX_CHANNELS) -> np.ndarray:
+    """`function` (an OpenCV call that treats channels alike) of an HxWxC image with any number of
+    channels: in chunks of `most` channels where there are more, else in one call as before."""
+    if image.ndim < 3 or image.shape[2] <= most:
+        return function(image)
+    parts = [function(np.ascontiguousarray(image[..., first:first + most]))
+             for first in range(0, image.shape[2], most)]
+    return np.concatenate([part.reshape(*part.shape[:2], -1) for part in parts], axis=2)
 
 
 @lru_cache(maxsize=4)
@@ -57,10 +69,8 @@ def warp(image: np.ndarray, flow: np.ndarray, maps: SamplingMaps | None = None) 
     """Pull `image` (HxW or HxWxC, any number of channels) along `flow`; keeps the channel axis.
     The result has the maps' size (the image's, unless `maps` are given for other points)."""
     maps = maps if maps is not None else sampling_maps(flow)
-    if image.ndim == 3 and image.shape[2] > MAX_CHANNELS:
-        return np.concatenate([warp(np.ascontiguousarray(image[..., first:first + MAX_CHANNELS]), flow, maps)
-                               for first in range(0, image.shape[2], MAX_CHANNELS)], axis=2)
-    warped = cv2.remap(image, maps.map_xy, maps.map_frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = by_channels(lambda part: cv2.remap(part, maps.map_xy, maps.map_frac, cv2.INTER_LINEAR,
+                                                borderMode=cv2.BORDER_REPLICATE), image)
     return warped.reshape(*maps.map_xy.shape[:2], *image.shape[2:])
 
 
