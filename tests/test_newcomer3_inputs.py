@@ -102,3 +102,19 @@ def test_channels_in_chunks_are_what_one_call_gives():
     image = np.random.default_rng(1).random((20, 30, 100), dtype=np.float32)
     box = lambda part: cv2.boxFilter(part, -1, (5, 5), borderType=cv2.BORDER_REFLECT)  # noqa: E731
     assert np.array_equal(by_channels(box, image, most=32), box(image))
+
+
+# ---- a label file named .png must hold a PNG ----------------------------------------------------
+
+@pytest.mark.parametrize("refine", [["--no-refine"], ["--refiner", "classic"]])
+def test_jpeg_bytes_named_png_are_refused(small_clip, tmp_path, refine):
+    from PIL import Image
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for path in sorted((small_clip / "keyframes").iterdir()):
+        Image.open(path).convert("L").save(keys / path.name, format="JPEG")
+    out = tmp_path / "out"
+    code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", keys, "-o", out, "-q", *refine)
+    _one_error_line(code, output, f"{keys / '00000.png'}: named .png but holds JPEG data")
+    assert not out.exists()

@@ -49,9 +49,13 @@ def _open(path: Path) -> Image.Image:
     try:
         image = Image.open(path)
         image.load()
-        return image
     except (OSError, ValueError, SyntaxError) as error:
         raise InputError(path, f"cannot read label PNG ({error})") from None
+    # A lossy image renamed .png would be read as ids of its compression noise
+    if path.suffix.lower() == ".png" and image.format != "PNG":
+        raise InputError(path, f"named .png but holds {image.format} data: a label must be a real PNG "
+                               f"(lossless), not a renamed {image.format}")
+    return image
 
 
 def _is_gray_rgb(array: np.ndarray) -> bool:
