@@ -118,3 +118,29 @@ def test_jpeg_bytes_named_png_are_refused(small_clip, tmp_path, refine):
     code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", keys, "-o", out, "-q", *refine)
     _one_error_line(code, output, f"{keys / '00000.png'}: named .png but holds JPEG data")
     assert not out.exists()
+
+
+# ---- --color-table: a bad row is named by file and line ------------------------------------------
+
+def _rgb_keyframes(small_clip, tmp_path):
+    from PIL import Image
+
+    colours = np.array([[0, 0, 0], [200, 0, 0], [0, 128, 64], [40, 60, 220]], np.uint8)
+    keys = tmp_path / "rgb-keys"
+    keys.mkdir()
+    for path in sorted((small_clip / "keyframes").iterdir()):
+        Image.fromarray(colours[np.asarray(Image.open(path)).astype(int) % 4]).save(keys / path.name)
+    return keys
+
+
+@pytest.mark.parametrize("row, problem", [("1,200,30", "3 values"),
+                                          ("1,300,30,40", "r, g and b must be 0 to 255"),
+                                          ("foo,1,2,3", "id 'foo' is not a whole number")])
+def test_a_bad_colour_table_row_names_the_file_line_and_problem(small_clip, tmp_path, row, problem):
+    table = tmp_path / "table.csv"
+    table.write_text(f"id,r,g,b,name\n0,0,0,0,background\n{row}\n")
+    out = tmp_path / "out"
+    code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", _rgb_keyframes(small_clip, tmp_path),
+                           "-o", out, "-q", "--no-refine", "--color-table", table)
+    _one_error_line(code, output, f"{table}: line 3 ({row}): {problem}; rows are id,r,g,b[,name]")
+    assert not out.exists()

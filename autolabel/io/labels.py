@@ -86,20 +86,50 @@ def _raw(image: Image.Image, kind: str) -> np.ndarray:
 
 
 def read_color_table(path: str | Path) -> tuple[tuple[int, int, int], ...]:
-    """CSV rows `id,r,g,b[,name]` (a header row is allowed); ids must be 0..n-1."""
+    """CSV rows `id,r,g,b[,name]` (a header row first is allowed); ids must be 0..n-1. A bad row is
+    named by its line."""
     path = Path(path)
-    rows = {}
     try:
         with open(path, newline="") as handle:
-            for row in csv.reader(handle):
-                if not row or not row[0].strip().lstrip("-").isdigit():
-                    continue
-                rows[int(row[0])] = tuple(int(v) for v in row[1:4])
-    except (OSError, ValueError) as error:
+            lines = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(path, f"cannot read colour table ({error})") from None
-    if sorted(rows) != list(range(len(rows))) or not rows:
-        raise InputError(path, "colour table ids must be 0, 1, 2, … without gaps")
+    rows, header_allowed = {}, True
+    for number, row in enumerate(lines, 1):
+        cells = [cell.strip() for cell in row]
+        if not any(cells):
+            continue
+        if header_allowed and not cells[0].lstrip("-").isdigit():
+            header_allowed = False
+            continue
+        header_allowed = False
+        rows.update(_color_row(path, number, cells))
+    if not rows:
+        raise InputError(path, "colour table holds no id,r,g,b rows")
+    missing = sorted(set(range(max(rows) + 1)) - set(rows))
+    if missing:
+        raise InputError(path, f"colour table ids must be 0, 1, 2, … without gaps (no row for id {missing[0]})")
     return tuple(rows[i] for i in range(len(rows)))
+
+
+def _color_row(path: Path, number: int, cells: list[str]) -> dict:
+    """{id: (r, g, b)} of one row of a colour table, or InputError naming the line and what is wrong."""
+    def bad(problem: str) -> InputError:
+        return InputError(path, f"line {number} ({','.join(cells)}): {problem}; rows are id,r,g,b[,name]")
+
+    if len(cells) < 4:
+        raise bad(f"{len(cells)} values")
+    numbers = []
+    for what, cell in zip(("id", "r", "g", "b"), cells):
+        if not cell.lstrip("-").isdigit():
+            raise bad(f"{what} {cell!r} is not a whole number")
+        numbers.append(int(cell))
+    index, *rgb = numbers
+    if index < 0:
+        raise bad(f"id {index} is negative")
+    if not all(0 <= value <= 255 for value in rgb):
+        raise bad("r, g and b must be 0 to 255")
+    return {index: tuple(rgb)}
 
 
 # A colour-coded label whose colours are mostly found only on boundaries was smoothed (resized
