@@ -144,3 +144,38 @@ def test_a_bad_colour_table_row_names_the_file_line_and_problem(small_clip, tmp_
                            "-o", out, "-q", "--no-refine", "--color-table", table)
     _one_error_line(code, output, f"{table}: line 3 ({row}): {problem}; rows are id,r,g,b[,name]")
     assert not out.exists()
+
+
+# ---- --label-format that doesn't fit the labels: the option is named, not "other keyframes" ------
+
+def _recoded(small_clip, tmp_path, mode):
+    from PIL import Image
+
+    keys = tmp_path / f"keys-{mode}"
+    keys.mkdir()
+    for path in sorted((small_clip / "keyframes").iterdir()):
+        Image.open(path).convert("L").convert(mode).save(keys / path.name)
+    return keys
+
+
+@pytest.mark.parametrize("mode, option, said", [
+    ("L", "rgb", "a grayscale PNG ('L' mode), but --label-format rgb reads RGB PNGs"),
+    ("P", "rgb", "a palette PNG ('P' mode), but --label-format rgb reads RGB PNGs"),
+    ("L", "palette", "a grayscale PNG ('L' mode), but --label-format palette reads palette PNGs")])
+def test_a_label_format_that_does_not_fit_blames_the_option(small_clip, tmp_path, mode, option, said):
+    keys = small_clip / "keyframes" if mode == "P" else _recoded(small_clip, tmp_path, mode)
+    out = tmp_path / "out"
+    code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", keys, "-o", out, "-q", "--no-refine",
+                           "--label-format", option)
+    _one_error_line(code, output, f"{keys / '00000.png'}: label is {said}; leave the option out")
+    assert "other keyframes" not in output and not out.exists()
+
+
+def test_label_format_rgb_reads_grey_colours_as_colours(small_clip, tmp_path):
+    from PIL import Image
+
+    keys = _recoded(small_clip, tmp_path, "RGB")
+    code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", keys, "-o", tmp_path / "out", "-q",
+                           "--no-refine", "--label-format", "rgb")
+    assert code == 0, output
+    assert Image.open(tmp_path / "out" / "labels" / "00002.png").mode == "RGB"

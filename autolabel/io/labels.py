@@ -58,6 +58,11 @@ def _open(path: Path) -> Image.Image:
     return image
 
 
+# For messages: what a file is (_file_kind), and what each --label-format reads.
+FILE_KINDS = {"palette": "a palette PNG", "gray": "a grayscale PNG", "rgb": "an RGB colour-coded PNG"}
+READS = {"palette": "palette PNGs", "rgb": "RGB PNGs", "ids": "grayscale PNGs", "binary": "grayscale PNGs"}
+
+
 def _is_gray_rgb(array: np.ndarray) -> bool:
     return bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
 
@@ -191,6 +196,12 @@ def detect_format(paths: list[Path], *, kind: str | None = None, ignore_index: i
     for path in paths:
         image = _open(path)
         file_kind = _file_kind(image, path)
+        if kind == "rgb" and image.mode in ("RGB", "RGBA"):
+            file_kind = "rgb"   # grey colours are colours too when the user says so
+        if kind is not None and file_kind != {"palette": "palette", "rgb": "rgb"}.get(kind, "gray"):
+            what = "an RGB PNG of greys" if image.mode in ("RGB", "RGBA") else FILE_KINDS[file_kind]
+            raise InputError(path, f"label is {what} ({image.mode!r} mode), but --label-format "
+                                   f"{kind} reads {READS[kind]}; leave the option out to detect the format")
         kinds.setdefault(file_kind, path)
         modes.add(image.mode)
         raw = _raw(image, file_kind)
