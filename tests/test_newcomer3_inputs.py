@@ -179,3 +179,56 @@ def test_label_format_rgb_reads_grey_colours_as_colours(small_clip, tmp_path):
                            "--no-refine", "--label-format", "rgb")
     assert code == 0, output
     assert Image.open(tmp_path / "out" / "labels" / "00002.png").mode == "RGB"
+
+
+# ---- a full disk: one line naming the file, exit 2, nothing left behind ---------------------------
+
+def _disk_full_after(monkeypatch, images: int):
+    """PIL's PNG writes fail with ENOSPC after `images` of them, having written half a file."""
+    import errno
+
+    from PIL import Image
+
+    save, written = Image.Image.save, []
+
+    def save_until_full(self, fp, *args, **kwargs):
+        if len(written) >= images:
+            open(fp, "wb").write(b"\x89PNG half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(fp)
+        return save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save_until_full)
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing(small_clip, tmp_path, monkeypatch):
+    _disk_full_after(monkeypatch, 5)
+    out = tmp_path / "out"
+    code, output = _propagate(small_clip, out, "--no-refine")
+    _one_error_line(code, output, f"{out}/.autolabel-staging/")
+    assert output.rstrip().endswith(".png: no space left on device while writing it"), output
+    assert not out.exists()
+
+
+def test_a_full_disk_keeps_the_previous_results(small_clip, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert _propagate(small_clip, out, "--no-refine")[0] == 0
+    before = {path.name: path.read_bytes() for path in (out / "labels").iterdir()}
+    _disk_full_after(monkeypatch, 3)
+    code, output = _propagate(small_clip, out, "--no-refine", "--overwrite")
+    assert code == 2 and "no space left on device" in output, output
+    assert {path.name: path.read_bytes() for path in (out / "labels").iterdir()} == before
+    assert sorted(path.name for path in out.iterdir()) == ["confidence", "labels", "manifest.json"]
+
+
+def test_a_full_disk_where_no_write_is_wrapped_is_still_bad_input(small_clip, tmp_path, monkeypatch):
+    import errno
+
+    import autolabel.io.output
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "x"))
+
+    monkeypatch.setattr(autolabel.io.output, "run_clip", full)
+    code, output = _propagate(small_clip, tmp_path / "out", "--no-refine")
+    _one_error_line(code, output, f"{tmp_path / 'out' / 'x'}: no space left on device while writing it")

@@ -1,5 +1,5 @@
-"""How every command ends when something goes wrong, in one place: `InputError` is bad input
-(one line, exit 2); any other exception is our bug (one line that says so, exit 1; the
+"""How every command ends when something goes wrong, in one place: `InputError` (or a full disk,
+errors.input_error) is bad input (one line, exit 2); any other exception is our bug (one line that says so, exit 1; the
 traceback with --debug or AUTOLABEL_DEBUG=1). Batch workers word a clip's failure the same way
 (errors.describe)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 import typer
 from rich.text import Text
 
-from ..errors import DEBUG_VARIABLE, InputError, describe
+from ..errors import DEBUG_VARIABLE, describe, input_error
 from ..progress import console
 
 # typer's own exceptions: usage errors (TyperException, exit 2 with typer's usage line), --help's exit
@@ -37,10 +37,11 @@ def guarded(invoke, ctx):
         return invoke(ctx)
     except PASS_THROUGH:
         raise
-    except InputError as error:
-        fail(error)
-    except Exception as error:  # noqa: BLE001 - everything else is a bug of ours, and says so
-        internal_error(error)
+    except Exception as error:  # noqa: BLE001 - bad input says so; everything else is a bug of ours, and says so
+        bad = input_error(error)
+        if bad is None:
+            internal_error(error)
+        fail(bad)
     finally:
         if before is None:
             os.environ.pop(DEBUG_VARIABLE, None)

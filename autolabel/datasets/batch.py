@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.flow import cores
-from ..errors import InputError, describe
+from ..errors import InputError, describe, writing
 from ..io.output import run_clip
 from .fingerprint import BatchOptions, complete_manifest, fingerprint, fingerprint_document, keyframe_paths, seal
 from .flowcache import FlowCache
@@ -257,7 +257,8 @@ def shard_of(jobs: list[ClipJob], index: int, count: int) -> list[ClipJob]:
 
 def write_report(path: Path, lines: list[dict]) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(json.dumps(line) + "\n" for line in sorted(lines, key=lambda line: line["clip"])))
+    with writing(path):
+        temporary.write_text("".join(json.dumps(line) + "\n" for line in sorted(lines, key=lambda line: line["clip"])))
     os.replace(temporary, path)
 
 

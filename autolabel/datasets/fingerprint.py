@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.pipeline import Settings
-from ..errors import InputError
+from ..errors import InputError, writing
 from ..io.frames import FrameSource, natural_key
 from ..io.keyframes import find_keyframes
 from ..io.output import RESULT_NAMES
@@ -174,7 +174,8 @@ def seal(out: Path, manifest: dict, job: ClipJob, stamp: str, document: dict | N
     sealed = {**manifest, "clip": job.name, "video": str(job.video), "fingerprint": stamp,
               **({"fingerprint_of": document} if document is not None else {})}
     temporary = out / ".manifest.json.tmp"
-    temporary.write_text(json.dumps(sealed, indent=1) + "\n")
+    with writing(out / "manifest.json"):
+        temporary.write_text(json.dumps(sealed, indent=1) + "\n")
     os.replace(temporary, out / "manifest.json")
     return sealed
 

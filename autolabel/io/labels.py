@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
+from ..errors import InputError, writing
 
 KINDS = ("palette", "ids", "binary", "rgb")
 
@@ -290,7 +290,12 @@ def encode_label(ids: np.ndarray, fmt: LabelFormat) -> Image.Image:
 def save_png(image: Image.Image, path: Path) -> None:
     """Write atomically: a reader never sees half a PNG, a crash leaves no partial file."""
     temporary = path.with_name(f".{path.name}.partial")
-    image.save(temporary, format="PNG", compress_level=1)
+    try:
+        with writing(path):
+            image.save(temporary, format="PNG", compress_level=1)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, path)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import __version__
 from ..core.pipeline import Propagator, Settings
-from ..errors import InputError
+from ..errors import InputError, writing
 from ..progress import counted
 from .classnames import names_beside
 from .frames import FrameSource
@@ -155,7 +155,8 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
                     shutil.rmtree(out / name)
                 os.replace(staging / name, out / name)
             temporary = staging / "manifest.json"
-            temporary.write_text(json.dumps(manifest, indent=1) + "\n")
+            with writing(out / "manifest.json"):
+                temporary.write_text(json.dumps(manifest, indent=1) + "\n")
             os.replace(temporary, out / "manifest.json")
         finally:
             if staging.exists():

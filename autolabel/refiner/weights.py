@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, writing
 from .model import WORK_PIXELS, RefinerNet
 
 FORMAT = "autolabel-learned-refiner/1"
@@ -63,7 +63,8 @@ class Weights:
                 "fusion": self.fusion,
                 "adapt_steps": dict(self.adapt_steps), "trained": self.trained}
         staging = path.with_name(f".{path.name}.tmp")
-        torch.save(blob, staging)
+        with writing(path):
+            torch.save(blob, staging)
         torch.load(staging, weights_only=True)   # what we write must load the safe way
         staging.replace(path)
 
