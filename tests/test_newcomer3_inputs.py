@@ -232,3 +232,20 @@ def test_a_full_disk_where_no_write_is_wrapped_is_still_bad_input(small_clip, tm
     monkeypatch.setattr(autolabel.io.output, "run_clip", full)
     code, output = _propagate(small_clip, tmp_path / "out", "--no-refine")
     _one_error_line(code, output, f"{tmp_path / 'out' / 'x'}: no space left on device while writing it")
+
+
+# ---- train checks where it will write before it trains ----------------------------------------------
+
+@pytest.mark.parametrize("mode", [[], ["--classic"], ["--fit-fusion"]])
+def test_train_refuses_an_output_in_a_missing_folder_before_any_work(tmp_path, monkeypatch, mode):
+    import autolabel.refiner.train
+
+    def trained(*args, **kwargs):
+        raise AssertionError("trained before checking the output")
+
+    monkeypatch.setattr(autolabel.refiner.train, "train_dataset", trained)
+    write_clip(make_clip(n_frames=4, height=32, width=48, seed=1), tmp_path / "data" / "clip0")
+    out = tmp_path / "missing" / "sub" / "x.pt"
+    code, output = run_cli("train", tmp_path / "data", "-o", out, *mode)
+    _one_error_line(code, output, f"{out}: the folder {out.parent} does not exist")
+    assert not (tmp_path / "missing").exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -59,6 +60,10 @@ def train(
 
       autolabel train camvid/ -o camvid.pt --ignore-index 11 --hold-out Seq05VD
     """
+    try:
+        check_weights_out(out)
+    except InputError as error:
+        fail(error)
     if classic:
         return _train_classic(dataset, out, every or 10, flow_cache)
     from ..refiner.train import train_dataset
@@ -88,6 +93,19 @@ def train(
                       f"network {held['network']:.1f}, colour-and-band table {held['colour_table']:.1f}",
                       highlight=False)
         typer.echo(json.dumps(summary))
+
+
+def check_weights_out(out: Path) -> None:
+    """Before any work (training takes up to an hour): OUT must be a file name in a folder we can write."""
+    if out.is_dir():
+        raise InputError(out, "is a folder; give the weights' file name")
+    folder = out.parent
+    if not folder.exists():
+        raise InputError(out, f"the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise InputError(out, f"{folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(out, f"cannot write to the folder {folder}")
 
 
 def _train_classic(clips: list[Path], out: Path, every: int, flow_cache: Optional[Path]) -> None:
