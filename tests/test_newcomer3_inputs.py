@@ -249,3 +249,68 @@ def test_train_refuses_an_output_in_a_missing_folder_before_any_work(tmp_path, m
     code, output = run_cli("train", tmp_path / "data", "-o", out, *mode)
     _one_error_line(code, output, f"{out}: the folder {out.parent} does not exist")
     assert not (tmp_path / "missing").exists()
+
+
+# ---- SIGTERM is stopped as Ctrl-C is: a line, exit 143 (128 + SIGTERM), nothing half-written -------
+
+@pytest.fixture(scope="module")
+def slow_frames(tmp_path_factory):
+    """A clip that takes some seconds to propagate (Farneback flow on 60 frames)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("slow")
+    clip = make_clip(n_frames=12, height=240, width=320, n_objects=2, seed=5)
+    (root / "frames").mkdir()
+    (root / "keys").mkdir()
+    for index in range(60):
+        Image.fromarray(clip.frames[index % 12]).save(root / "frames" / f"{index:05d}.jpg", quality=90)
+    Image.fromarray(clip.labels[0]).save(root / "keys" / "00000.png")
+    return root
+
+
+def test_sigterm_is_stopped_as_ctrl_c_is(slow_frames, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "autolabel", "propagate", "-v", str(slow_frames / "frames"),
+                                "-k", str(slow_frames / "keys"), "-o", str(out), "--flow", "farneback"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    for line in process.stderr:  # the work has started
+        if ", labels:" in line:
+            break
+    for _ in range(10):  # as `timeout` would, again while it hasn't ended (see test_interrupts on load)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=2)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 143, rest
+    assert rest.strip().splitlines()[-1] == "terminated: no results written", rest
+    assert "Traceback" not in rest and not out.exists()
+
+
+def test_sigterm_ends_a_command_without_a_clean_up_of_its_own(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import autolabel.evaluation.evaluate
+
+    def outside(signum, frame):   # what the test process does with a SIGTERM the command doesn't take
+        raise RuntimeError("SIGTERM reached the caller")
+
+    monkeypatch.setattr(autolabel.evaluation.evaluate, "evaluate",
+                        lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGTERM))
+    before = signal.signal(signal.SIGTERM, outside), signal.getsignal(signal.SIGINT)
+    try:
+        code, output = run_cli("evaluate", "-p", tmp_path, "-g", tmp_path)
+        assert signal.getsignal(signal.SIGTERM) is outside   # restored for in-process callers
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+    assert code == 143 and output == "terminated\n", output

@@ -1,9 +1,9 @@
-"""What the commands share: option enums, typer options, `fail` (bad input: one line, exit 2; in guard.py),
+"""What the commands share: option enums, typer options, `fail` (bad input: one line, exit 2) and
+`interrupted` (Ctrl-C or SIGTERM) from guard.py,
 and turning options into `Settings` and a refiner. """
 from __future__ import annotations
 
 import shlex
-import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,7 +15,7 @@ from ..core.pipeline import Settings
 from ..errors import InputError
 from ..io.frames import IMAGE_FORMATS, VIDEO_FORMATS
 from ..progress import console
-from .guard import fail  # noqa: F401  re-exported: the commands import it from here
+from .guard import fail, interrupted  # noqa: F401  re-exported: the commands import them from here
 
 
 class FlowBackendName(str, Enum):
@@ -39,13 +39,6 @@ class LabelKind(str, Enum):
     ids = "ids"
     binary = "binary"
     rgb = "rgb"
-
-
-def interrupted(what_remains: str) -> None:
-    """Ctrl-C: one line saying what is on disk now, exit code 130 (128 + SIGINT), as shells expect."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is stopped and cleaned up: a second Ctrl-C has nothing to do
-    console.print(f"interrupted: {what_remains}", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(130)
 
 
 FlowOption = typer.Option(FlowBackendName.dis, "--flow", help="Optical flow backend.")

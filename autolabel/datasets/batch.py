@@ -147,6 +147,7 @@ def _start_worker(batch_pid: int) -> None:
     """On Linux, die with the batch: a worker orphaned by `kill -9 <batch>` must not go on writing a
     clip that the resumed batch redoes at the same time."""
     signal.signal(signal.SIGINT, _interrupt_worker)
+    signal.signal(signal.SIGTERM, _interrupt_worker)  # a whole process group terminated (a CI job cancelled)
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != batch_pid:  # the batch died before prctl took effect
