@@ -314,3 +314,21 @@ def test_sigterm_ends_a_command_without_a_clean_up_of_its_own(tmp_path, monkeypa
         signal.signal(signal.SIGTERM, before[0])
         signal.signal(signal.SIGINT, before[1])
     assert code == 143 and output == "terminated\n", output
+
+
+# ---- hidden files in the frames folder are skipped ------------------------------------------------
+
+def test_hidden_files_among_the_frames_are_skipped(small_clip, tmp_path):
+    import shutil
+
+    frames = tmp_path / "frames"
+    shutil.copytree(small_clip / "frames", frames)
+    (frames / "._00003.png").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    (frames / ".hidden.jpg").write_bytes(b"not an image")
+    clean = run_cli("propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes", "-o",
+                    tmp_path / "clean", "-q", "--no-refine")
+    code, output = run_cli("propagate", "-v", frames, "-k", small_clip / "keyframes", "-o", tmp_path / "out", "-q",
+                           "--no-refine")
+    assert clean[0] == 0 and code == 0, output
+    labels = lambda out: {p.name: p.read_bytes() for p in (out / "labels").iterdir()}  # noqa: E731
+    assert labels(tmp_path / "out") == labels(tmp_path / "clean")

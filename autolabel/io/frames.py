@@ -76,8 +76,10 @@ class FrameSource:
         if not self.path.exists():
             raise InputError(self.path, "no such file or folder")
         if self.path.is_dir():
+            # hidden files are skipped, as other tools do: macOS's ._frame.jpg resource forks are no frames
             self._files = sorted(
-                (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                (p for p in self.path.iterdir()
+                 if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")),
                 key=lambda p: natural_key(p.name),
             )
             if not self._files:
