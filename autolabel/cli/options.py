@@ -14,7 +14,6 @@ import typer
 from ..core.pipeline import Settings
 from ..errors import InputError
 from ..io.frames import IMAGE_FORMATS, VIDEO_FORMATS
-from ..progress import console
 from .guard import fail, interrupted  # noqa: F401  re-exported: the commands import them from here
 
 

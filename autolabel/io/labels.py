@@ -126,9 +126,10 @@ def _color_row(path: Path, number: int, cells: list[str]) -> dict:
         raise bad(f"{len(cells)} values")
     numbers = []
     for what, cell in zip(("id", "r", "g", "b"), cells):
-        if not cell.lstrip("-").isdigit():
-            raise bad(f"{what} {cell!r} is not a whole number")
-        numbers.append(int(cell))
+        try:
+            numbers.append(int(cell))
+        except ValueError:
+            raise bad(f"{what} {cell!r} is not a whole number") from None
     index, *rgb = numbers
     if index < 0:
         raise bad(f"id {index} is negative")

@@ -63,8 +63,12 @@ class Weights:
                 "fusion": self.fusion,
                 "adapt_steps": dict(self.adapt_steps), "trained": self.trained}
         staging = path.with_name(f".{path.name}.tmp")
-        with writing(path):
-            torch.save(blob, staging)
+        try:
+            with writing(path):
+                torch.save(blob, staging)
+        except BaseException:
+            staging.unlink(missing_ok=True)   # half a file on a full disk
+            raise
         torch.load(staging, weights_only=True)   # what we write must load the safe way
         staging.replace(path)
 
