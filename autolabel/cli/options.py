@@ -90,15 +90,16 @@ def command_line() -> str:
 
 
 def make_refiner(refine: bool, spec: str, adapt: bool = True, device: str = "auto", steps: Optional[int] = None):
-    """The refiner asked for, or None for geometric propagation only. A device that isn't there is
-    refused even with --no-refine: the command asked for it."""
-    if device != "auto" and device != "cpu":
-        from ..refiner.weights import resolve_device
-        resolve_device(device)
+    """The refiner asked for, or None for geometric propagation only. With --no-refine nothing runs on
+    --device, so it is not checked (a script may pass both); --adapt-steps where no network learns the
+    clip would do nothing, and is refused as a usage error."""
     if not refine:
         return None
-    from ..refiner.load import load_refiner
+    from ..refiner.load import is_classic, load_refiner
 
+    if steps is not None and (is_classic(spec) or not adapt):
+        why = "--no-adapt" if not adapt else f"--refiner {spec} (no network learns the clip)"
+        raise typer.BadParameter(f"does nothing with {why}", param_hint="'--adapt-steps'")
     return load_refiner(spec, adapt, device, steps)
 
 
