@@ -48,6 +48,7 @@ class UpdatePlan:
     reused: list[int] = field(default_factory=list)
     record: dict | None = None   # the manifest's "update"; None when OUT held nothing to update
     records: list[dict] = field(default_factory=list)   # OUT's per-frame records (those of reused frames stay)
+    other_frames: str | None = None   # OUT holds the results of other frames: the video its manifest names
 
     def describe(self) -> str:
         if self.spans is None:
@@ -86,7 +87,10 @@ def plan_update(out: Path, *, stems: list[str], keyframes: dict[int, str], ident
         return full_run(f"other settings than OUT's ({', '.join(changed)})")
     differing = [key for key, value in identity.items() if old.get(key) != value]
     if differing or old_stems != stems:
-        return full_run(f"OUT was made from other frames or labels ({', '.join(differing) or 'frame names'})")
+        plan = full_run(f"OUT was made from other frames or labels ({', '.join(differing) or 'frame names'})")
+        if "frames_digest" in differing or old_stems != stems:  # another clip's results, maybe: run_clip asks
+            plan.other_frames = str(old.get("video", "?"))
+        return plan
     if refining:
         return full_run("the refiner learns from every keyframe, so every segment is refined again")
     index_of = {stem: i for i, stem in enumerate(stems)}
