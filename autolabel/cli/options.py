@@ -80,6 +80,8 @@ DeviceOption = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N", 
 AdaptOption = typer.Option(True, "--adapt/--no-adapt",
                            help="Let the refiner choose its strengths on this clip, by propagating each keyframe to "
                                 "the next and comparing (one more warp step and a few small passes per keyframe).")
+ColorTableOption = typer.Option(None, "--color-table", help="CSV 'id,r,g,b' for RGB colour-coded labels (default: "
+                                                                  "the colours found in the keyframes).")
 ThreadsOption = typer.Option(None, "--threads", min=1, show_default="every core",
                              help="CPU threads to use (flow both ways at once from 2); results do not depend on it.")
 
