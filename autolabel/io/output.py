@@ -113,8 +113,6 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
         staging = out / STAGING
         if staging.exists():
             shutil.rmtree(staging)  # ours, left by a killed run
-        (staging / "labels").mkdir(parents=True)
-        (staging / "confidence").mkdir()
 
         def write(stem: str, channels: np.ndarray, confidence: np.ndarray) -> None:
             with propagator.timer("write"):
@@ -123,6 +121,9 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
 
         # PNGs are written on a thread of their own (zlib and numpy release the GIL), beside the pipeline.
         try:
+            # made inside the try: a Ctrl-C right after them still removes them (and OUT, if this run made it)
+            (staging / "labels").mkdir(parents=True)
+            (staging / "confidence").mkdir()
             stems = source.stems
             records = {}
             if plan is not None and plan.reused:
