@@ -102,6 +102,9 @@ def make_refiner(refine: bool, spec: str, adapt: bool = True, device: str = "aut
     if steps is not None and (is_classic(spec) or not adapt):
         why = "--no-adapt" if not adapt else f"--refiner {spec} (no network learns the clip)"
         raise typer.BadParameter(f"does nothing with {why}", param_hint="'--adapt-steps'")
+    if device != "auto" and device != "cpu":  # checked for the classic refiner too, as before
+        from ..refiner.weights import resolve_device
+        resolve_device(device)
     return load_refiner(spec, adapt, device, steps)
 
 
