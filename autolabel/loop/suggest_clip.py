@@ -10,6 +10,7 @@ import numpy as np
 from ..core.flow import FlowEstimator
 from ..core.pipeline import Settings
 from ..errors import InputError
+from ..progress import counted
 from ..io.frames import FrameSource
 from ..io.keyframes import find_keyframes, load_keyframes
 from ..io.update import frames_digest, label_digest
@@ -140,7 +141,7 @@ def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None
             if uncertainty is None:
                 keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
                                       ignore_index=ignore_index, color_table=color_table)
-                on_start(f"propagating {len(given)} keyframes (geometric, no refiner) for the confidence")
+                on_start(f"propagating {counted(len(given), 'keyframe')} (geometric, no refiner) for the confidence")
                 uncertainty = propagation_uncertainty(source, keys.label, given, keys.classes, settings,
                                                       flow_cache, on_frame)
             picks = [(k, 100 * gain / n) for k, gain in add_keyframes(positions, uncertainty, given, add)]
