@@ -124,7 +124,7 @@ def test_update_refuses_the_results_of_another_clip_without_overwrite(small_clip
     before = _files(out)
     code, output = run_cli("propagate", "-v", other_clip / "frames", "-k", other_clip / "keyframes", "-o", out,
                            "--no-refine", "--update", "-q")
-    assert code == 2 and "holds results of other frames" in output and "--overwrite" in output, output
+    assert code == 2 and "holds the results of other frames" in output and "--overwrite" in output, output
     assert output.count("error:") == 1 and _files(out) == before
     code, output = run_cli("propagate", "-v", other_clip / "frames", "-k", other_clip / "keyframes", "-o", out,
                            "--no-refine", "--update", "--overwrite", "-q")

@@ -99,12 +99,10 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
         plan = None
         if update:
             plan = plan_update(out, stems=source.stems, keyframes=digests, identity=identity,
-                               refining=refiner is not None)
-            if plan.other_frames is not None and not overwrite:  # --update never replaces another clip's results
-                which = ("of these frames before they changed (names, sizes or times)" if plan.other_frames == str(video)
-                         else f"of other frames ({plan.other_frames})")
-                raise InputError(out, f"holds results {which}; --update keeps a clip's results up to date, pass "
-                                      "--overwrite to replace them")
+                               refining=refiner is not None, video=video)
+            if plan.other_clip is not None and not overwrite:  # --update never replaces another clip's results
+                raise InputError(out, f"holds the results of other frames ({plan.other_clip}); --update brings a "
+                                      "clip's own results up to date, pass --overwrite to replace them")
             on_start(plan.describe() + (" (no --flow-cache: the flow is computed again)"
                                         if plan.spans is None and plan.record and flow_cache is None else ""))
         propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache,
