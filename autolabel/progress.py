@@ -24,20 +24,24 @@ def estimable(done: int, total: int, seconds: float) -> bool:
     return done >= ESTIMATE_AFTER_ITEMS and (done >= ESTIMATE_AFTER_SHARE * total or seconds >= ESTIMATE_AFTER_S)
 
 
+def _fair(task) -> bool:
+    """A bar's task has a fair rate: counted from its first report (`first`: the items done then)."""
+    return bool(task.speed) and estimable(task.completed - task.fields.get("first", 0), task.total or 0,
+                                          task.elapsed or 0)
+
+
 class RateColumn(ProgressColumn):
     """Items per second (frames, clips, steps), once there is a fair rate."""
 
     def render(self, task) -> Text:
-        fair = task.speed and estimable(task.completed - task.fields.get("first", 0), task.total or 0, task.elapsed or 0)
-        return Text(f"{task.speed:.1f}/s" if fair else "", style="progress.data.speed")
+        return Text(f"{task.speed:.1f}/s" if _fair(task) else "", style="progress.data.speed")
 
 
 class LeftColumn(TimeRemainingColumn):
     """'1m05s left', once there is a fair rate."""
 
     def render(self, task) -> Text:
-        if not task.speed or not estimable(task.completed - task.fields.get("first", 0), task.total or 0,
-                                           task.elapsed or 0):
+        if not _fair(task):
             return Text("")
         left = super().render(task)
         return Text(f"{left.plain} left", style=left.style)
