@@ -13,11 +13,38 @@ console = Console(stderr=True)  # messages and progress: stderr, so stdout stays
 tables = Console(width=None if sys.stdout.isatty() else 160)
 
 
+# No rate or time left until this many items are done since the first report, and a tenth of the work
+# or 30 s have passed: the first items carry the start (a segment's backward flow comes before its first
+# frame, resumed work arrives at once), and an estimate from them was 10m31s for a 90 s run (issue 20).
+ESTIMATE_AFTER_ITEMS, ESTIMATE_AFTER_SHARE, ESTIMATE_AFTER_S = 5, 0.1, 30.0
+
+
+def estimable(done: int, total: int, seconds: float) -> bool:
+    """Whether `done` items (since the first report), `seconds` after it, make a fair estimate."""
+    return done >= ESTIMATE_AFTER_ITEMS and (done >= ESTIMATE_AFTER_SHARE * total or seconds >= ESTIMATE_AFTER_S)
+
+
+def _fair(task) -> bool:
+    """A bar's task has a fair rate: counted from its first report (`first`: the items done then)."""
+    return bool(task.speed) and estimable(task.completed - task.fields.get("first", 0), task.total or 0,
+                                          task.elapsed or 0)
+
+
 class RateColumn(ProgressColumn):
-    """Items per second (frames, clips, steps), once there is a rate."""
+    """Items per second (frames, clips, steps), once there is a fair rate."""
 
     def render(self, task) -> Text:
-        return Text(f"{task.speed:.1f}/s" if task.speed else "", style="progress.data.speed")
+        return Text(f"{task.speed:.1f}/s" if _fair(task) else "", style="progress.data.speed")
+
+
+class LeftColumn(TimeRemainingColumn):
+    """'1m05s left', once there is a fair rate."""
+
+    def render(self, task) -> Text:
+        if not _fair(task):
+            return Text("")
+        left = super().render(task)
+        return Text(f"{left.plain} left", style=left.style)
 
 
 def counted(number: int, noun: str) -> str:
@@ -44,7 +71,7 @@ class Reporter:
     def __enter__(self) -> "Reporter":
         if not self.quiet and console.is_terminal:
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                                 TimeRemainingColumn(), TextColumn("left"), console=console, transient=False)
+                                 LeftColumn(), console=console, transient=False)
             self._bar.start()
         return self
 
@@ -61,7 +88,8 @@ class Reporter:
             return
         if self._bar is not None:
             if self._task is None:
-                self._task = self._bar.add_task(self.description, total=total)
+                # the work done before the first report (results reused) is no part of the rate
+                self._task = self._bar.add_task(self.description, total=total, completed=done, first=done)
             self._bar.update(self._task, completed=done)
             return
         now = time.monotonic()
@@ -71,7 +99,7 @@ class Reporter:
             self._last_log = now
             line = f"{self.description}: {done}/{total}"
             started, done_then = self._first
-            if done > done_then and now > started:
+            if done > done_then and now > started and estimable(done - done_then, total, now - started):
                 rate = (done - done_then) / (now - started)
                 line += f", {rate:.1f}/s" + (f", {duration((total - done) / rate)} left" if done < total else "")
             print(line, file=sys.stderr, flush=True)

@@ -137,7 +137,13 @@ def test_ctrl_c_stops_a_batch_and_leaves_only_finished_clips(slow_clip, tmp_path
                                 "--flow", "farneback", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True,
                                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(scratch)})
-    while not any(out.glob("*/.autolabel-staging/labels/*.png")) and process.poll() is None:  # mid-clip
+    # Ctrl-C once every worker is mid-clip (an event, not a time): on a loaded machine a worker can still be
+    # starting, when it ignores Ctrl-C, then take the resent one while making or removing its clip's folder
+    # outside run_clip's cleanup (a folder without a manifest was left so once, issue 20).
+    def clips_mid_work():
+        return {path.parents[2].name for path in out.glob("*/.autolabel-staging/labels/*.png")}
+
+    while len(clips_mid_work()) < jobs and process.poll() is None:
         time.sleep(0.01)
     for _ in range(10):  # what Ctrl-C in a terminal does: the batch and its workers (again, as above)
         os.killpg(process.pid, signal.SIGINT)

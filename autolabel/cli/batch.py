@@ -15,13 +15,14 @@ from ..datasets.fingerprint import (BatchOptions, clip_state, complete_manifest,
                                     keyframe_paths)
 from ..datasets.layouts import LAYOUTS, ClipJob, find_clips, no_clips_message
 from ..errors import InputError
+from ..io.labels import read_color_table
 from ..io.output import check_writable
 from ..progress import Reporter, console, counted, tables
 from .main import app
-from .options import (AdaptOption, AdaptStepsOption, DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion,
-                     FusionOption, IgnoreIndexOption, LabelFormatOption, LabelKind, PresetOption, RefineOption,
-                     RefinerOption, ScaleOption, command_line, fail, interrupted, make_refiner, make_settings,
-                     refiner_spec)
+from .options import (AdaptOption, AdaptStepsOption, ColorTableOption, DeviceOption, FlowBackendName, FlowOption,
+                     FlowPreset, Fusion, FusionOption, IgnoreIndexOption, LabelFormatOption, LabelKind, PresetOption,
+                     RefineOption, RefinerOption, ScaleOption, command_line, fail, interrupted, make_refiner,
+                     make_settings, refiner_spec)
 
 
 def results_table(lines: list[dict]) -> Table:
@@ -107,11 +108,15 @@ def batch_command(
     fusion: Fusion = FusionOption,
     label_format: Optional[LabelKind] = LabelFormatOption,
     ignore_index: int = IgnoreIndexOption,
+    color_table: Optional[Path] = ColorTableOption,
     refine: bool = RefineOption,
     refiner_path: str = RefinerOption,
     adapt: bool = AdaptOption,
     adapt_steps: Optional[int] = AdaptStepsOption,
     device: str = DeviceOption,
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, show_default="every core / --jobs",
+                                          help="CPU threads for each clip (flow both ways at once from 2); "
+                                               "results do not depend on it."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output or table."),
 ) -> None:
     """Propagate labels through every clip of a dataset, in parallel, resumable.
@@ -125,9 +130,12 @@ def batch_command(
                            flow_cache.absolute() if flow_cache else None, overwrite, resume,
                            refine=refine, refiner=refiner_spec(refiner_path), adapt=adapt, device=device,
                            adapt_steps=adapt_steps,
-                           command=command_line())
+                           command=command_line(), threads=threads,
+                           color_table=color_table.absolute() if color_table else None)
     try:
         make_refiner(refine, refiner_path, adapt, device, adapt_steps)  # bad weights or device: before any work
+        if color_table is not None:
+            read_color_table(color_table)  # a missing or bad table: before any work, not once per clip
         shard_index = parse_shard(shard) if shard else None
         selected = select_clips(dataset, layout.value, shard_index)
         if as_json and not check:

@@ -89,7 +89,7 @@ def import_command(
         interrupted("no corrected frames written")
     if not quiet:
         frames = ", ".join(summary["frames"]) or "none"
-        console.print(f"wrote {len(summary['written'])} corrected frames to {keyframes} ({frames}); "
+        console.print(f"wrote {counted(len(summary['written']), 'corrected frame')} to {keyframes} ({frames}); "
                       f"{summary['unchanged']} unchanged", highlight=False, markup=False)
 
 

@@ -27,7 +27,8 @@ def suggest(
                                            "least sure."),
     from_dir: Optional[Path] = typer.Option(None, "--from",
                                             help="A `propagate` output folder of these keyframes: its confidence "
-                                                 "is used instead of propagating again."),
+                                                 "is used instead of propagating again. An OUT made from "
+                                                 "other keyframes or frames than today's is refused (stale)."),
     as_json: bool = typer.Option(False, "--json", help="Print the frames with their reasons as JSON: motion (% of "
                                  "the frame diagonal per frame), occlusion (share of pixels failing the "
                                  "forward-backward check), predicted reliability, predicted gain."),

@@ -15,10 +15,10 @@ from ..errors import DEBUG_VARIABLE, InputError
 from ..io.classnames import NAMES_HELP, NAMES_METAVAR
 from ..progress import Reporter, console, counted, tables
 from .help import App
-from .options import (AdaptOption, AdaptStepsOption, DeviceOption, FlowBackendName, FlowOption, FlowPreset, Fusion,
-                      FusionOption, IgnoreIndexOption, LabelFormatOption, LabelKind, PresetOption, RefineOption,
-                      RefinerOption, ScaleOption, ThreadsOption, VideoOption, command_line, fail, interrupted,
-                      make_refiner, make_settings)
+from .options import (AdaptOption, AdaptStepsOption, ColorTableOption, DeviceOption, FlowBackendName, FlowOption,
+                      FlowPreset, Fusion, FusionOption, IgnoreIndexOption, LabelFormatOption, LabelKind, PresetOption,
+                      RefineOption, RefinerOption, ScaleOption, ThreadsOption, VideoOption, command_line, fail,
+                      interrupted, make_refiner, make_settings)
 
 app = App(
     help="Turn sparsely labeled videos into densely labeled ones: optical flow carries keyframe labels "
@@ -55,9 +55,7 @@ def propagate(
     fusion: Fusion = FusionOption,
     label_format: Optional[LabelKind] = LabelFormatOption,
     ignore_index: int = IgnoreIndexOption,
-    color_table: Optional[Path] = typer.Option(None, "--color-table",
-                                               help="CSV 'id,r,g,b' for RGB colour-coded labels (default: the "
-                                                    "colours found in the keyframes)."),
+    color_table: Optional[Path] = ColorTableOption,
     refine: bool = RefineOption,
     refiner_path: str = RefinerOption,
     adapt: bool = AdaptOption,

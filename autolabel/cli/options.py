@@ -72,6 +72,8 @@ DeviceOption = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N", 
 AdaptOption = typer.Option(True, "--adapt/--no-adapt",
                            help="Let the refiner choose its strengths on this clip, by propagating each keyframe to "
                                 "the next and comparing (one more warp step and a few small passes per keyframe).")
+ColorTableOption = typer.Option(None, "--color-table", help="CSV 'id,r,g,b' for RGB colour-coded labels (default: "
+                                                                  "the colours found in the keyframes).")
 ThreadsOption = typer.Option(None, "--threads", min=1, show_default="every core",
                              help="CPU threads to use (flow both ways at once from 2); results do not depend on it.")
 
@@ -82,15 +84,19 @@ def command_line() -> str:
 
 
 def make_refiner(refine: bool, spec: str, adapt: bool = True, device: str = "auto", steps: Optional[int] = None):
-    """The refiner asked for, or None for geometric propagation only. A device that isn't there is
-    refused even with --no-refine: the command asked for it."""
-    if device != "auto" and device != "cpu":
-        from ..refiner.weights import resolve_device
-        resolve_device(device)
+    """The refiner asked for, or None for geometric propagation only. With --no-refine nothing runs on
+    --device, so it is not checked (a script may pass both); --adapt-steps where no network learns the
+    clip would do nothing, and is refused as a usage error."""
     if not refine:
         return None
-    from ..refiner.load import load_refiner
+    from ..refiner.load import is_classic, load_refiner
 
+    if steps is not None and (is_classic(spec) or not adapt):
+        why = "--no-adapt" if not adapt else f"--refiner {spec} (no network learns the clip)"
+        raise typer.BadParameter(f"does nothing with {why}", param_hint="'--adapt-steps'")
+    if device != "auto" and device != "cpu":  # checked for the classic refiner too, as before
+        from ..refiner.weights import resolve_device
+        resolve_device(device)
     return load_refiner(spec, adapt, device, steps)
 
 

@@ -51,6 +51,7 @@ def train(
     classic: bool = typer.Option(False, "--classic", help="Fit the classic refiner's strengths instead "
                                  "(JSON weights; DATASET: densely labeled clips, --every 10 by default)."),
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="With --classic: keep optical flow here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Teach the refiner a dataset's classes from all of its labeled frames.
 
@@ -64,6 +65,8 @@ def train(
         check_weights_out(out)
     except InputError as error:
         fail(error)
+    if out.exists() and not overwrite:  # as every other command: earlier results stay unless asked
+        fail(InputError(out, "already exists; pass --overwrite to replace it"))
     if classic:
         return _train_classic(dataset, out, every or 10, flow_cache)
     from ..refiner.train import train_dataset

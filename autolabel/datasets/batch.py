@@ -99,7 +99,8 @@ def propagate_clip(job: ClipJob, out: Path, options: BatchOptions) -> dict:
 
             refiner = load_refiner(options.refiner, options.adapt, options.device, options.adapt_steps)
         return run_clip(video, keyframes, out, settings=options.settings, label_format=options.label_format,
-                        ignore_index=options.ignore_index, flow_cache=cache, refiner=refiner, command=options.command,
+                        ignore_index=options.ignore_index, color_table=options.color_table, flow_cache=cache,
+                        refiner=refiner, command=options.command,
                         overwrite=options.overwrite or options.resume, threads=options.threads,
                         update=options.resume)  # a clip whose keyframes changed: only what they touch is redone
 

@@ -46,6 +46,7 @@ class BatchOptions:
     adapt_steps: int | None = None       # its per-clip learning steps (None: the weights' default)
     command: str | None = None           # the batch's command line, for the manifests (not a setting)
     threads: int | None = None           # OpenCV threads per clip (None: every core; not a setting)
+    color_table: Path | None = None      # CSV id,r,g,b for RGB labels (None: the keyframes' colours)
 
 
 # ------------------------------------------------------------------ inputs and fingerprint
@@ -116,6 +117,8 @@ def fingerprint_document(job: ClipJob, options: BatchOptions) -> dict:
         "keyframe_stems": [stem for stem, _ in job.keyframe_files] if job.keyframe_files is not None else None,
         "frames": [described(path) for path in frames], "keyframes": [described(path) for path in keyframes],
     }
+    if options.color_table is not None:  # only then, as the refiner below
+        document["color_table"] = described(options.color_table)
     if options.refine:  # only then: fingerprints of runs without the refiner stay as they were
         from ..refiner.load import is_classic, weight_files
 

@@ -99,7 +99,10 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
         plan = None
         if update:
             plan = plan_update(out, stems=source.stems, keyframes=digests, identity=identity,
-                               refining=refiner is not None)
+                               refining=refiner is not None, video=video)
+            if plan.other_clip is not None and not overwrite:  # --update never replaces another clip's results
+                raise InputError(out, f"holds the results of other frames ({plan.other_clip}); --update brings a "
+                                      "clip's own results up to date, pass --overwrite to replace them")
             on_start(plan.describe() + (" (no --flow-cache: the flow is computed again)"
                                         if plan.spans is None and plan.record and flow_cache is None else ""))
         propagator = Propagator(source, keys.label, keys.indices, keys.classes, settings, refiner, flow_cache,
@@ -108,8 +111,6 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
         staging = out / STAGING
         if staging.exists():
             shutil.rmtree(staging)  # ours, left by a killed run
-        (staging / "labels").mkdir(parents=True)
-        (staging / "confidence").mkdir()
 
         def write(stem: str, channels: np.ndarray, confidence: np.ndarray) -> None:
             with propagator.timer("write"):
@@ -118,6 +119,9 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
 
         # PNGs are written on a thread of their own (zlib and numpy release the GIL), beside the pipeline.
         try:
+            # made inside the try: a Ctrl-C right after them still removes them (and OUT, if this run made it)
+            (staging / "labels").mkdir(parents=True)
+            (staging / "confidence").mkdir()
             stems = source.stems
             records = {}
             if plan is not None and plan.reused:

@@ -48,6 +48,8 @@ class UpdatePlan:
     reused: list[int] = field(default_factory=list)
     record: dict | None = None   # the manifest's "update"; None when OUT held nothing to update
     records: list[dict] = field(default_factory=list)   # OUT's per-frame records (those of reused frames stay)
+    other_clip: str | None = None   # OUT holds another video's results: the video its manifest names
+    other_frames: str | None = None   # OUT holds the results of other frames: the video its manifest names
 
     def describe(self) -> str:
         if self.spans is None:
@@ -66,11 +68,22 @@ def _frames_of(span: Span) -> range:
     return range(start + (left is not None), end + (right is None))
 
 
+def _same_video(recorded, video) -> bool:
+    """Whether OUT's manifest names `video` (as given then, or the same place seen from here)."""
+    if recorded is None or str(recorded) == str(video):
+        return True
+    try:
+        return Path(recorded).resolve() == Path(video).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
 def plan_update(out: Path, *, stems: list[str], keyframes: dict[int, str], identity: dict,
-                refining: bool) -> UpdatePlan:
+                refining: bool, video=None) -> UpdatePlan:
     """The update of OUT's results to `keyframes` ({index: label digest}). `identity`: the manifest entries
     (settings, colour table, frames digest) that must equal OUT's for any result to be reused.
-    Never fails: what cannot be reused means a full run."""
+    Never fails: what cannot be reused means a full run. `video`: this run's; OUT made from another
+    video whose frames differ is marked `other_clip` (run_clip keeps such results without --overwrite)."""
     if not (out / "manifest.json").is_file():
         return UpdatePlan(None)
     try:
@@ -80,13 +93,21 @@ def plan_update(out: Path, *, stems: list[str], keyframes: dict[int, str], ident
         old_stems = [frame["stem"] for frame in old_frames]
     except (OSError, ValueError, KeyError, TypeError):
         return full_run("OUT's results have no keyframe digests to update from")
+    if video is not None and not _same_video(old.get("video"), video) and \
+            (old_stems != stems or old.get("frames_digest") != identity.get("frames_digest")):
+        plan = full_run(f"OUT was made from other frames ({old.get('video')})")
+        plan.other_clip = str(old.get("video"))
+        return plan
     if old.get("settings") != identity.get("settings"):
         before, now = old.get("settings") or {}, identity.get("settings") or {}
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         return full_run(f"other settings than OUT's ({', '.join(changed)})")
     differing = [key for key, value in identity.items() if old.get(key) != value]
     if differing or old_stems != stems:
-        return full_run(f"OUT was made from other frames or labels ({', '.join(differing) or 'frame names'})")
+        plan = full_run(f"OUT was made from other frames or labels ({', '.join(differing) or 'frame names'})")
+        if "frames_digest" in differing or old_stems != stems:  # another clip's results, maybe: run_clip asks
+            plan.other_frames = str(old.get("video", "?"))
+        return plan
     if refining:
         return full_run("the refiner learns from every keyframe, so every segment is refined again")
     index_of = {stem: i for i, stem in enumerate(stems)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,10 @@ import numpy as np
 from ..core.flow import FlowEstimator
 from ..core.pipeline import Settings
 from ..errors import InputError
+from ..progress import counted
 from ..io.frames import FrameSource
 from ..io.keyframes import find_keyframes, load_keyframes
+from ..io.update import frames_digest, label_digest
 from ..evaluation.evaluate import read_confidence
 from .suggest import DECAY, add_keyframes, choose_keyframes, frame_uncertainty, label_distance, \
     propagation_uncertainty, removal_cost, scan_clip
@@ -52,6 +55,38 @@ def _from_output(out: Path, stems: list[str], settings: Settings) -> tuple[list[
     return keys, uncertainty, manifest
 
 
+def _check_current(out: Path, manifest: dict, source: FrameSource, keyframes_dir) -> None:
+    """Refuse an OUT that is stale: made from frames that changed since, or from keyframes that are no
+    longer those in `keyframes_dir` (-k, else the folder OUT's manifest names): its confidence would
+    put the suggestions where the labels no longer are."""
+    if manifest.get("frames_digest") not in (None, frames_digest(source.files)):
+        raise InputError(out, "is stale: its frames changed since (names, sizes or times); propagate again")
+    folder = Path(keyframes_dir or manifest.get("keyframes_dir") or "")
+    recorded = manifest.get("keyframe_digests")
+    if not folder.is_dir() or not isinstance(recorded, dict):  # nothing to compare with: as before
+        return
+    paths = find_keyframes(folder, source.stems)
+    now = {source.stems[k]: k for k in paths}
+    added, removed = sorted(set(now) - set(recorded)), sorted(set(recorded) - set(now))
+    changed = []
+    if not added and not removed:
+        settings = manifest.get("settings") or {}
+        with tempfile.TemporaryDirectory() as scratch:  # an RGB run's colour table, as ids were given then
+            table = None
+            if manifest.get("color_table"):
+                table = Path(scratch) / "colors.csv"
+                table.write_text("".join(",".join(map(str, row)) + "\n" for row in manifest["color_table"]))
+            keys = load_keyframes(paths, (source.width, source.height), label_format=settings.get("label_format"),
+                                  ignore_index=settings.get("ignore_index"), color_table=table)
+            changed = [stem for stem, k in now.items() if label_digest(keys.label(k)) != recorded[stem]]
+    if added or removed or changed:
+        what = "; ".join(f"{name} {', '.join(stems[:3])}{', …' if len(stems) > 3 else ''}"
+                         for name, stems in (("added", added), ("removed", removed), ("changed", changed)) if stems)
+        raise InputError(out, f"is stale: the keyframes in {folder} changed since it was made ({what}); bring it up "
+                              f"to date with `autolabel propagate ... -k {folder} -o {out} --update`, or use -k "
+                              f"{folder} instead of --from")
+
+
 def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None = None, from_dir=None,
             settings: Settings = Settings(), label_format=None, ignore_index: int | None = 255,
             color_table=None, flow_cache=None, on_frame=lambda done, total: None,
@@ -83,6 +118,7 @@ def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None
             from_keys, uncertainty, manifest = _from_output(Path(from_dir), source.stems, settings)
             if keyframes is not None and from_keys != given:
                 raise InputError(from_dir, f"was propagated from other keyframes than {keyframes}")
+            _check_current(Path(from_dir), manifest, source, keyframes)
             if keyframes is None:   # OUT's labels at its keyframes are the keyframes, in their own format
                 paths = {k: Path(from_dir) / "labels" / f"{source.stems[k]}.png" for k in from_keys}
                 label_format = manifest["settings"].get("label_format", label_format)
@@ -105,7 +141,7 @@ def suggest(video, *, budget: int | None = None, keyframes=None, add: int | None
             if uncertainty is None:
                 keys = load_keyframes(paths, (source.width, source.height), label_format=label_format,
                                       ignore_index=ignore_index, color_table=color_table)
-                on_start(f"propagating {len(given)} keyframes (geometric, no refiner) for the confidence")
+                on_start(f"propagating {counted(len(given), 'keyframe')} (geometric, no refiner) for the confidence")
                 uncertainty = propagation_uncertainty(source, keys.label, given, keys.classes, settings,
                                                       flow_cache, on_frame)
             picks = [(k, 100 * gain / n) for k, gain in add_keyframes(positions, uncertainty, given, add)]

@@ -68,6 +68,19 @@ def _legend(width: int, colors, names, used: set[int], error_items: list[tuple[t
     return legend
 
 
+def _wrap(text: str, face, width: int) -> list[str]:
+    """`text` in lines no wider than `width` px, broken at spaces (a single word wider stays whole)."""
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines = [""]
+    for word in text.split(" "):
+        joined = f"{lines[-1]} {word}" if lines[-1] else word
+        if lines[-1] and probe.textlength(joined, font=face) > width:
+            lines.append(word)
+        else:
+            lines[-1] = joined
+    return lines
+
+
 def contact_sheet(title: str, sections: list[tuple[str, list[tuple[str, list[np.ndarray]]]]],
                   headers: list[str], colors, names, used: set[int],
                   error_items: list[tuple[tuple, str]] = ()) -> Image.Image:
@@ -78,8 +91,12 @@ def contact_sheet(title: str, sections: list[tuple[str, list[tuple[str, list[np.
     parts: list[Image.Image] = []
 
     def text_strip(text: str, size: int, height: int, color="black") -> Image.Image:
-        strip = Image.new("RGB", (width, height), "white")
-        ImageDraw.Draw(strip).text((GAP, (height - size) // 2), printable(text), fill=color, font=font(size))
+        # A line wider than the sheet (a heading of a sheet without the errors column) wraps onto more
+        # lines instead of being cut off; a line that fits is drawn as before.
+        lines = _wrap(printable(text), font(size), width - 2 * GAP)
+        strip = Image.new("RGB", (width, height + (len(lines) - 1) * (size + 4)), "white")
+        for k, line in enumerate(lines):
+            ImageDraw.Draw(strip).text((GAP, (height - size) // 2 + k * (size + 4)), line, fill=color, font=font(size))
         return strip
 
     parts.append(text_strip(title, TEXT + 4, TEXT + 16))
