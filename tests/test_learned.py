@@ -10,12 +10,13 @@ from autolabel.core.pipeline import propagate
 from autolabel.core.refine import load_refiner as load_classic
 from autolabel.errors import InputError
 from autolabel.evaluation.metrics import Calibration
-from autolabel.refiner.fit import Fitter, Schedule, predict
-from autolabel.refiner.learned import LearnedRefiner, fuse
-from autolabel.refiner.model import RefinerNet, work_size
-from autolabel.refiner.samples import LabeledFrames
-from autolabel.refiner.train import train_dataset
-from autolabel.refiner.weights import Weights, load_weights, resolve_device
+from autolabel.refiner.prior.fit import Fitter, Schedule, predict
+from autolabel.refiner.prior.stage import PriorRefiner, combine
+from autolabel.refiner.prior.model import RefinerNet, work_size
+from autolabel.refiner.prior.samples import LabeledFrames
+from autolabel.refiner.prior.train import train_dataset
+from autolabel.refiner.device import resolve_device
+from autolabel.refiner.prior.weights import Weights, load_weights
 from autolabel.synth import make_clip, write_clip
 
 from conftest import make_keyframes, run_cli
@@ -32,7 +33,7 @@ def test_fuse_with_no_weight_is_the_classic_output():
     channels = rng.integers(0, 3, (30, 40)).astype(np.uint8)
     confidence = rng.uniform(0.4, 1, (30, 40)).astype(np.float32)
     log_net = np.log(rng.dirichlet(np.ones(3), (15, 20)).transpose(2, 0, 1)).astype(np.float32)
-    fused, fused_confidence = fuse(channels, confidence, log_net, 0.0)
+    fused, fused_confidence = combine(channels, confidence, log_net, 0.0)
     assert (fused == channels).all()
     np.testing.assert_allclose(fused_confidence, np.clip(confidence, 1e-4, 1 - 1e-4), rtol=1e-5)
 
@@ -42,7 +43,7 @@ def test_fuse_lets_a_sure_network_overturn_an_unsure_warp_only():
     confidence = np.full((4, 4), 0.6, np.float32)
     confidence[:, 2:] = 0.999                               # the warp is sure on the right half
     log_net = np.log(np.stack([np.full((4, 4), 0.02), np.full((4, 4), 0.98)])).astype(np.float32)
-    fused, fused_confidence = fuse(channels, confidence, log_net, 1.0)
+    fused, fused_confidence = combine(channels, confidence, log_net, 1.0)
     assert (fused[:, :2] == 1).all() and (fused[:, 2:] == 0).all()
     assert ((fused_confidence > 0) & (fused_confidence <= 1)).all()
     # the full formula, p ∝ p_classic · p_net^w, at one pixel of each half
@@ -72,10 +73,10 @@ def test_learned_refiner_is_residual_and_repeatable():
     keys = {0: clip.labels[0], 10: clip.labels[10]}
     classic, _ = propagate(clip.frames, keys, refiner=load_classic())
     # no say for the network: exactly the classic refiner's output
-    off = LearnedRefiner(tiny_weights(alpha=0.0), load_classic(), torch.device("cpu"))
+    off = PriorRefiner(tiny_weights(alpha=0.0), load_classic(), torch.device("cpu"))
     same, _ = propagate(clip.frames, keys, refiner=off)
     assert all((a == b).all() for a, b in zip(classic, same))
-    runs = [propagate(clip.frames, keys, refiner=LearnedRefiner(tiny_weights(), load_classic(), torch.device("cpu")))
+    runs = [propagate(clip.frames, keys, refiner=PriorRefiner(tiny_weights(), load_classic(), torch.device("cpu")))
             for _ in range(2)]
     assert all((a == b).all() for a, b in zip(runs[0][0], runs[1][0]))
     assert all((a == b).all() for a, b in zip(runs[0][1], runs[1][1]))
@@ -117,7 +118,7 @@ def test_a_missing_device_is_refused_before_any_work(small_clip, tmp_path):
 def test_refiner_runs_on_cuda_repeatably():
     clip = make_clip(n_frames=21, height=96, width=128, n_objects=2, seed=4)
     keys = {0: clip.labels[0], 10: clip.labels[10], 20: clip.labels[20]}
-    runs = [propagate(clip.frames, keys, refiner=LearnedRefiner(tiny_weights(), load_classic(), torch.device("cuda")))
+    runs = [propagate(clip.frames, keys, refiner=PriorRefiner(tiny_weights(), load_classic(), torch.device("cuda")))
             for _ in range(2)]
     assert all((a == b).all() for a, b in zip(runs[0][0], runs[1][0]))
     accuracy = np.mean([(runs[0][0][i] == clip.labels[i]).mean() for i in range(21)])
@@ -185,11 +186,11 @@ def test_work_size_keeps_frames_small_and_aligned():
 
 
 def test_fit_fusion_writes_a_weight_and_a_calibration_per_label_set_size(tmp_path):
-    from autolabel.refiner.fusion import fit_fusion
+    from autolabel.refiner.prior.trust import fit_trust
 
     clip = make_clip(n_frames=31, height=48, width=64, n_objects=2, seed=6)
     write_clip(clip, tmp_path / "clip", label_format="palette")
-    summary = fit_fusion([(tmp_path / "clip" / "frames", tmp_path / "clip" / "labels")], tiny_weights(),
+    summary = fit_trust([(tmp_path / "clip" / "frames", tmp_path / "clip" / "labels")], tiny_weights(),
                          tmp_path / "fitted.pt", every=10, steps=3, log=lambda message: None)
     assert summary["targets"] > 0
     fitted = load_weights(tmp_path / "fitted.pt")

@@ -238,12 +238,12 @@ def test_a_full_disk_where_no_write_is_wrapped_is_still_bad_input(small_clip, tm
 
 @pytest.mark.parametrize("mode", [[], ["--classic"], ["--fit-fusion"]])
 def test_train_refuses_an_output_in_a_missing_folder_before_any_work(tmp_path, monkeypatch, mode):
-    import autolabel.refiner.train
+    import autolabel.refiner.prior.train
 
     def trained(*args, **kwargs):
         raise AssertionError("trained before checking the output")
 
-    monkeypatch.setattr(autolabel.refiner.train, "train_dataset", trained)
+    monkeypatch.setattr(autolabel.refiner.prior.train, "train_dataset", trained)
     write_clip(make_clip(n_frames=4, height=32, width=48, seed=1), tmp_path / "data" / "clip0")
     out = tmp_path / "missing" / "sub" / "x.pt"
     code, output = run_cli("train", tmp_path / "data", "-o", out, *mode)

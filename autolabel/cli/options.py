@@ -60,15 +60,19 @@ RefineOption = typer.Option(True, "--refine/--no-refine",
                                  "disocclusions, an edge-aware filter snaps boundaries (models/MODEL_CARD.md). "
                                  "--no-refine gives optical-flow geometry alone.")
 RefinerOption = typer.Option("default", "--refiner", metavar="default|classic|PATH",
-                             help="default: the learned refiner shipped in models/ (a network that learns each clip's "
-                                  "keyframes, on the classic cues); classic: the colour cue and edge filter alone, "
-                                  "the fast CPU path; PATH: weights from `autolabel train` (.pt) or "
-                                  "`autolabel train --classic` (.json).")
+                             help="default: the classic cues, then the boundary network shipped in models/, which "
+                                  "learns this clip's boundary errors from round trips of its keyframes and is used "
+                                  "only where it beat the classic output on them; classic: the colour cue and edge "
+                                  "filter alone, the fast CPU path; PATH: weights from `autolabel train --boundary` "
+                                  "(.pt), a dataset's class prior from `autolabel train` (.pt, used under the "
+                                  "boundary network) or `autolabel train --classic` (.json).")
 AdaptStepsOption = typer.Option(None, "--adapt-steps", min=0,
-                                help="Steps of per-clip learning of the learned refiner (default: the weights' "
-                                     "setting for the device, 50 on CPU, 500 on CUDA; 0: the network as trained).")
-DeviceOption = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N", help="Where the learned refiner runs: auto (CUDA when torch "
-                            "sees it, else the CPU), cpu, cuda or cuda:N.")
+                                help="Training steps of the boundary network per round trip of a keyframe (default: "
+                                     "the weights' setting for the device, 30 on CPU, 300 on CUDA; 0: the network as "
+                                     "shipped, still checked against the classic output on the round trips).")
+DeviceOption = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N", help="Where the refiner's networks run: "
+                            "auto (CUDA when torch sees it, else the CPU), cpu, cuda or cuda:N. On the CPU the output "
+                            "is byte-identical run to run; on CUDA it may differ in the last bit from the CPU's.")
 AdaptOption = typer.Option(True, "--adapt/--no-adapt",
                            help="Let the refiner choose its strengths on this clip, by propagating each keyframe to "
                                 "the next and comparing (one more warp step and a few small passes per keyframe).")
@@ -95,7 +99,7 @@ def make_refiner(refine: bool, spec: str, adapt: bool = True, device: str = "aut
         why = "--no-adapt" if not adapt else f"--refiner {spec} (no network learns the clip)"
         raise typer.BadParameter(f"does nothing with {why}", param_hint="'--adapt-steps'")
     if device != "auto" and device != "cpu":  # checked for the classic refiner too, as before
-        from ..refiner.weights import resolve_device
+        from ..refiner.device import resolve_device
         resolve_device(device)
     return load_refiner(spec, adapt, device, steps)
 

@@ -38,7 +38,7 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of every random source: same data, seed and device, "
                              "same weights."),
     device: str = DeviceOption,
-    fit_fusion: bool = typer.Option(False, "--fit-fusion", help="Fit how far to trust the network against the "
+    fit_trust: bool = typer.Option(False, "--fit-fusion", help="Fit how far to trust the network against the "
                                     "warp, and the confidence's calibration, on densely labeled clips (DATASET: "
                                     "clips or folders of clips; --init: the network; labels every --every frames, "
                                     "10 by default); the network itself is kept."),
@@ -48,6 +48,10 @@ def train(
     drop_head: bool = typer.Option(False, "--drop-head", help="With --fit-fusion: keep only the network's trunk, "
                                    "so that every clip starts a head of its own (a refiner for any label set, "
                                    "like the shipped one)."),
+    boundary: bool = typer.Option(False, "--boundary", help="Pretrain the boundary network instead (the default "
+                                  "refiner's; models/MODEL_CARD.md): deformed labels of DATASET's labeled frames, "
+                                  "refined by the classic refiner, against the true labels. Uses --steps, --clip, "
+                                  "--every, --ignore-index, --seed."),
     classic: bool = typer.Option(False, "--classic", help="Fit the classic refiner's strengths instead "
                                  "(JSON weights; DATASET: densely labeled clips, --every 10 by default)."),
     flow_cache: Optional[Path] = typer.Option(None, "--flow-cache", help="With --classic: keep optical flow here."),
@@ -69,10 +73,12 @@ def train(
         fail(InputError(out, "already exists; pass --overwrite to replace it"))
     if classic:
         return _train_classic(dataset, out, every or 10, flow_cache)
-    from ..refiner.train import train_dataset
-    from ..refiner.weights import resolve_device
+    if boundary:
+        return _train_boundary(dataset, out, steps, clips, every, ignore_index, seed)
+    from ..refiner.prior.train import train_dataset
+    from ..refiner.device import resolve_device
 
-    if fit_fusion:
+    if fit_trust:
         return _fit_fusion(dataset, out, every or 10, hold_out, init, device, adapt_steps, drop_head)
 
     if len(dataset) != 1:
@@ -111,6 +117,26 @@ def check_weights_out(out: Path) -> None:
         raise InputError(out, f"cannot write to the folder {folder}")
 
 
+def _train_boundary(dataset: list[Path], out: Path, steps: int, clips: list[str], every: Optional[int],
+                    ignore_index: int, seed: int) -> None:
+    from ..refiner.boundary.train import pretrain
+
+    if len(dataset) != 1:
+        fail(InputError(" ".join(map(str, dataset)), "give one DATASET (several clips: put them in one folder)"))
+    try:
+        with Reporter("steps") as reporter:
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage == "steps":
+                    reporter.frames(done, total)
+            weights = pretrain(dataset[0], out, steps=steps, every=every, ignore_index=ignore_index,
+                               clip_names=clips or None, seed=seed, on_progress=progress)
+    except InputError as error:
+        fail(error)
+    trained = weights.trained
+    console.print(f"wrote {out}: {trained['labeled_frames']} labeled frames, {trained['items']} boundary crops, "
+                  f"{steps} steps in {duration(trained['seconds'])}", highlight=False)
+
+
 def _train_classic(clips: list[Path], out: Path, every: int, flow_cache: Optional[Path]) -> None:
     from ..datasets.flowcache import FlowCache
     from ..evaluation.bench import clip_paths, expand_clips
@@ -131,8 +157,9 @@ def _train_classic(clips: list[Path], out: Path, every: int, flow_cache: Optiona
 def _fit_fusion(clips: list[Path], out: Path, every: int, hold_out: list[str], init: Optional[Path], device: str,
                 adapt_steps: Optional[int], drop_head: bool) -> None:
     from ..evaluation.bench import clip_paths, expand_clips
-    from ..refiner.fusion import fit_fusion
-    from ..refiner.weights import ADAPT_STEPS, load_weights, resolve_device
+    from ..refiner.prior.trust import fit_trust
+    from ..refiner.device import resolve_device
+    from ..refiner.prior.weights import ADAPT_STEPS, load_weights
 
     try:
         torch_device = resolve_device(device)
@@ -142,7 +169,7 @@ def _fit_fusion(clips: list[Path], out: Path, every: int, hold_out: list[str], i
         if drop_head:
             weights.head = weights.class_ids = weights.ignore_index = None
         with Reporter("fitting") as reporter:
-            summary = fit_fusion(pairs, weights, out, every=every, device=torch_device,
+            summary = fit_trust(pairs, weights, out, every=every, device=torch_device,
                                  steps=weights.adapt_steps["cpu"], log=reporter.say)
     except InputError as error:
         fail(error)

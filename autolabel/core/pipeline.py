@@ -172,6 +172,11 @@ class Propagator:
         result = functools.partial(self._result, present, tuple(k for k in (left, right) if k is not None))
         refining = self.refiner is not None
         learning = refining and left is not None and right is not None and self.refiner.adapt
+        # A round trip from the left keyframe: carried `trip` frames on and back, it shows the warp's
+        # errors at the distances this segment's frames have, against the keyframe's own label.
+        trip = round_trip_length(left, right, end) if refining and left is not None and self.refiner.adapt \
+            and hasattr(self.refiner, "learn_round_trip") else 0
+        trip_flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # t -> (flow t->t+1, trust at t), t < left + trip
         # Pass 1, forward in time: flow for every pair, the left keyframe carried along.
         waiting: dict[int, TopChannels] = {}                       # left side's result per frame
         pulls: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # t -> (flow t->t+1 to pull along, trust at t)
@@ -190,14 +195,21 @@ class Propagator:
                 pulls[t] = (small_forward, to_half(self._trust(flow_forward, flow_backward, maps)))
                 if refining and t != left:
                     frames[t] = frame
+            if t < (left or 0) + trip:
+                trip_flows[t] = pulls[t] if right is not None else (small_forward, to_half(self._trust(
+                    flow_forward, flow_backward, sampling_maps(flow_forward))))
             if left is None or (t + 1 == right and not learning):
                 continue
             side = side or start_side(left)
             with self.timer("warp"):
                 maps = sampling_maps(flow_backward)
             self._step(side, self._trust(flow_backward, flow_forward, maps), maps)
+            if trip and t + 1 == left + trip:
+                with self.timer("learn"):
+                    self._round_trip(left, side, trip_flows, keyframe_channels[left], present)
+                trip_flows.clear()
             if t + 1 == right:
-                with self.timer("refine"):
+                with self.timer("learn"):
                     self.refiner.learn(frame_next, *fusion.fused_probs(side.probs, side.reliability),
                                        keyframe_channels[right].astype(np.int64), right - left, present)
             elif right is None:
@@ -219,6 +231,19 @@ class Propagator:
             self._step(side, to_single(trust, scratch("trust", trust.shape, np.float32)), maps)
             yield result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None))
 
+    def _round_trip(self, left: int, side: "_Carried", flows: dict, target: np.ndarray, present) -> None:
+        """`side`, the left keyframe's labels carried len(flows) frames on, carried back to it and learned from."""
+        height, width = self.source.height, self.source.width
+        back = _Carried(SoftLabels.from_dense(side.probs.dense()), side.reliability.copy())
+        for t in range(left + len(flows) - 1, left - 1, -1):
+            flow, trust = flows[t]
+            maps = sampling_maps(full_size(flow, width, height, scratch("trip", (height, width, 2), np.float32)),
+                                 with_inside=False)
+            back.probs, back.reliability = carry(back.probs, back.reliability, to_single(trust),
+                                                 self.settings.decay, maps)
+        self.refiner.learn_round_trip(self.source.read(left), *fusion.fused_probs(back.probs, back.reliability),
+                                      target.astype(np.int64), len(flows), present)
+
     def _result(self, present, sources, t, side: "_Carried", distance: int, waiting: TopChannels | None,
                 frame) -> FrameResult:
         """The frame's label and confidence from the carried side, fused with the waiting one."""
@@ -237,6 +262,13 @@ class Propagator:
                                                         one_sided=waiting is None,
                                                         spacing=None if waiting is None else distance + waiting.distance)
         return FrameResult(t, present[local], confidence, sources, local=local)
+
+
+def round_trip_length(left: int, right: int | None, end: int) -> int:
+    """Frames a round trip from keyframe `left` goes on before coming back: about a quarter of the spacing,
+    so that the trip (there and back) is as long as the way to the segment's middle frame; 0 for none."""
+    spacing = (right if right is not None else end) - left
+    return min(max(spacing // 4, 1), 8, spacing - 1 if right is not None else spacing)
 
 
 def _nbytes(held) -> int:

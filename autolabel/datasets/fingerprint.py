@@ -124,7 +124,7 @@ def fingerprint_document(job: ClipJob, options: BatchOptions) -> dict:
 
         document["refiner"] = [*map(described, weight_files(options.refiner)), options.adapt]
         if not is_classic(options.refiner):   # a learned refiner's output depends on the device
-            from ..refiner.weights import resolve_device
+            from ..refiner.device import resolve_device
             document["refiner"] += [str(resolve_device(options.device)), options.adapt_steps]
     return document
 

@@ -195,7 +195,7 @@ def results_table(results: list[dict], settings: Settings, refiner=None):
     return table
 
 
-STAGES = ("read", "flow", "warp", "fuse", "refine", "write")
+STAGES = ("read", "flow", "warp", "fuse", "learn", "refine", "write")
 
 
 def stages_table(results: list[dict]):

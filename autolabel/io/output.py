@@ -36,6 +36,14 @@ STAGING = ".autolabel-staging"
 WRITES_AHEAD = 3
 
 
+def refiner_settings(refiner) -> dict:
+    """What of the refiner decides the output: its name and, for the networks, steps and device."""
+    settings = {"refiner": getattr(refiner, "name", None)}
+    if hasattr(refiner, "device"):
+        settings.update(refiner_steps=refiner.steps, refiner_device=str(refiner.device), refiner_adapt=refiner.adapt)
+    return settings
+
+
 def check_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(out, "output path exists and is not a folder")
@@ -92,7 +100,7 @@ def run_clip(video: str | Path, keyframes: str | Path | dict[int, Path], out: st
         identity = {
             "version": __version__, "frames_digest": frames_digest(source.files),
             "settings": {**settings.as_dict(), "label_format": keys.format.kind, "ignore_index": keys.format.ignore_index,
-                         "refiner": getattr(refiner, "name", None)},
+                         **refiner_settings(refiner)},
             "color_table": [[i, *rgb] for i, rgb in enumerate(keys.format.colors)]  # rows: id, r, g, b
                            if keys.format.kind == "rgb" else None}
         digests = {k: label_digest(keys.label(k)) for k in keys.indices}

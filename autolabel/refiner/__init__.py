@@ -1,12 +1,11 @@
-"""The learned refiner (torch) and how refiners are trained.
+"""The refine stage: what repairs the warped labels with the frame, and how it is trained.
 
-model.py          the network: a small U-Net trunk (RGB + x/y) and a class head
-samples.py        labeled frames at the working size, augmented crops of them
-fit.py            the training loop shared by per-clip learning and `autolabel train` (resumable)
-learned.py        the refine stage: classic output, then the network that learned this clip, fused
-fusion.py         fit the network's weight and the confidence calibration on training clips
-train.py          `autolabel train DATASET`: a dataset's classes from all its keyframes
-weights.py        the weights file (loaded with weights_only=True) and the device
-load.py           which refiner a run uses: default (learned) | classic | a weights file
-classic_train.py  fit the classic (colour + guided filter) refiner's settings on labeled clips
+load.py           which refiner a run uses: default (classic + boundary) | classic | a weights file
+device.py         where the networks run (cpu, cuda) and CUDA's repeatability settings
+classic_train.py  fit the classic refiner's strengths (core/refine.py) on labeled clips
+boundary/         the default network: class-agnostic, full resolution near the label boundaries,
+                  checked (and optionally learned) per clip on round trips of its keyframes, and the
+                  confidence calibrated on them
+prior/            a dataset's class prior (`autolabel train DATASET`): a U-Net that learns what the
+                  dataset's classes look like, used between the classic refiner and the boundary network
 """

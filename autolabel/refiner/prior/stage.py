@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..core.refine import Refiner
+from ...core.refine import Refiner
 from .fit import THREADS, Fitter, Schedule, predict
 from .model import work_size
 from .samples import LabeledFrames
@@ -35,7 +35,7 @@ REFINE_THREADS = 1
 ONE_SIDED_UNIT = 30    # frames: u for the ends of a clip, which have one keyframe
 
 
-class LearnedRefiner:
+class PriorRefiner:
     """Same interface as core.refine.Refiner: `start_clip`, `learn`, `refine`."""
 
     def __init__(self, weights: Weights, classic: Refiner, device: torch.device, adapt: bool = True,
@@ -118,7 +118,7 @@ class LearnedRefiner:
             return channels, confidence
         u = distance_share(distance, spacing)
         calibrated = calibrate(confidence, u, self.calibration)
-        return fuse(channels, calibrated, self.network_log_probs(frame, present), self.alpha * u)
+        return combine(channels, calibrated, self.network_log_probs(frame, present), self.alpha * u)
 
 
 def distance_share(distance: int, spacing: int | None) -> float:
@@ -137,7 +137,7 @@ def calibrate(confidence: np.ndarray, u: float, table: dict) -> np.ndarray:
     return np.interp(confidence, centres, row).astype(np.float32)
 
 
-def fuse(channels: np.ndarray, confidence: np.ndarray, log_net: np.ndarray, weight: float):
+def combine(channels: np.ndarray, confidence: np.ndarray, log_net: np.ndarray, weight: float):
     """(channel, confidence) of p(c) ∝ p_classic(c) · p_net(c)^weight at full size.
 
     p_classic is `confidence` on `channels` and the rest shared evenly. The network's maps are

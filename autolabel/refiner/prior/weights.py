@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError, writing
+from ...errors import InputError, writing
 from .model import WORK_PIXELS, RefinerNet
 
 FORMAT = "autolabel-learned-refiner/1"
 # Per-clip learning steps by default: the CPU's few keep a run near the flow's cost; a GPU affords more.
 ADAPT_STEPS = {"cpu": 50, "cuda": 500}
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "refiner.pt"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[3] / "models" / "refiner.pt"
 
 
 @dataclass
@@ -130,22 +130,3 @@ def _read_blob(path: Path) -> dict:
         raise _refused(path, f"a PyTorch file but not {FORMAT} weights"
                              + (f" (its format is {found!r})" if isinstance(found, str) else ""))
     return blob
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto`: CUDA when torch sees it, else the CPU. A device that isn't there is bad input."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError("--device", f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device", f"{name}: torch sees no CUDA device on this machine "
-                             f"(torch {torch.__version__}); use --device cpu or auto")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError("--device", f"{name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif device.type != "cpu":
-        raise InputError("--device", f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
-    return device

@@ -18,12 +18,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..core.appearance import Appearance
-from ..datasets.fingerprint import frame_stems, keyframe_paths
-from ..datasets.layouts import ClipJob, find_clips, no_clips_message
-from ..errors import InputError
-from ..io.frames import FrameSource, read_image
-from ..io.labels import detect_format, read_label
+from ...core.appearance import Appearance
+from ...datasets.fingerprint import frame_stems, keyframe_paths
+from ...datasets.layouts import ClipJob, find_clips, no_clips_message
+from ...errors import InputError
+from ...io.frames import FrameSource, read_image
+from ...io.labels import detect_format, read_label
 from .fit import THREADS, Fitter, Schedule, predict
 from .model import RefinerNet, work_size
 from .samples import IGNORE, LabeledFrames, frame_miou

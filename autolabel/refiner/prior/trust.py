@@ -20,12 +20,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.pipeline import ClassSet, Propagator, Settings
-from ..errors import InputError
-from ..io.frames import FrameSource
-from ..io.keyframes import find_keyframes
-from ..io.labels import detect_format, read_label
-from .learned import LearnedRefiner, calibrate, distance_share, fuse
+from ...core.pipeline import ClassSet, Propagator, Settings
+from ...errors import InputError
+from ...io.frames import FrameSource
+from ...io.keyframes import find_keyframes
+from ...io.labels import detect_format, read_label
+from .stage import PriorRefiner, calibrate, distance_share, combine
 from .samples import IGNORE, frame_miou
 from .weights import Weights
 
@@ -46,7 +46,7 @@ class Target:
     bound: int
 
 
-class _Recording(LearnedRefiner):
+class _Recording(PriorRefiner):
     """The learned refiner with the network's weight at zero, keeping what `refine` saw."""
 
     def refine(self, frame, probs, reliability, distance, present=None, one_sided=False, spacing=None):
@@ -103,12 +103,12 @@ def fit_calibration(targets: list[Target]) -> dict:
     return {"edges": CONFIDENCE_EDGES.tolist(), "u_edges": U_EDGES.tolist(), "accuracy": accuracy.round(5).tolist()}
 
 
-def fit_fusion(clips: list[tuple[Path, Path]], weights: Weights, out: Path, *, every: int = 10,
+def fit_trust(clips: list[tuple[Path, Path]], weights: Weights, out: Path, *, every: int = 10,
                device=None, steps: int | None = None, settings: Settings = Settings(),
                log: Callable[[str], None] = print) -> dict:
     """Fit alpha and the calibration on `clips` and write `weights` with them to `out`."""
-    from ..core.refine import load_refiner as load_classic
-    from .weights import resolve_device
+    from ...core.refine import load_refiner as load_classic
+    from ..device import resolve_device
 
     device = device or resolve_device("auto")
     started = time.perf_counter()
@@ -132,7 +132,7 @@ def fit_fusion(clips: list[tuple[Path, Path]], weights: Weights, out: Path, *, e
         calibration[bound] = fit_calibration(group)
         scores = []
         for a in ALPHAS:
-            ious = [frame_miou(fuse(t.channels, calibrate(t.confidence.astype(np.float32), t.u, calibration[bound]),
+            ious = [frame_miou(combine(t.channels, calibrate(t.confidence.astype(np.float32), t.u, calibration[bound]),
                                    t.log_net, a * t.u)[0], t.truth, t.log_net.shape[0]) for t in group]
             scores.append(float(np.mean(ious)))
         alpha[bound] = ALPHAS[int(np.argmax(scores))]

@@ -66,9 +66,6 @@ class RefinerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _up(self.head(self.trunk(x)), x)
 
-    def new_head(self, n_classes: int) -> None:
-        self.head = nn.Conv2d(WIDTHS[0], n_classes, 1).to(self.head.weight.device)
-
 
 def work_size(width: int, height: int, work_pixels: int = WORK_PIXELS) -> tuple[int, int]:
     """(width, height) the network sees a frame at: about `work_pixels`, never larger than the frame,
