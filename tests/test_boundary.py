@@ -152,3 +152,34 @@ def test_the_manifest_records_the_refiner_its_steps_and_device(small_clip, tmp_p
     assert settings["refiner"].startswith("boundary:boundary.pt+") and settings["refiner_steps"] == 2
     assert settings["refiner_device"] == "cpu"
     assert "learn" in manifest["timings"]
+
+
+def test_a_class_prior_of_another_label_set_is_refused():
+    from autolabel.refiner.prior.stage import PriorRefiner
+    from autolabel.refiner.prior.weights import load_weights
+
+    weights = load_weights()
+    weights.class_ids = list(range(11))   # as `autolabel train` on CamVid writes them
+    prior = PriorRefiner(weights, load_classic(None), torch.device("cpu"))
+    clip = make_clip(n_frames=4, height=32, width=48, n_objects=1, seed=1)
+    with pytest.raises(InputError, match="none of them"):
+        prior.start_clip(((clip.frames[0], clip.labels[0]),), 2, channel_ids=np.array([20, 21]))
+
+
+@pytest.mark.parametrize("refine, refiner, device, cluster_gpus, asked", [
+    (True, "default", "auto", 1, 1), (True, "default", "auto", 0, 0), (True, "default", "cuda", 0, 1),
+    (True, "default", "cpu", 4, 0), (True, "classic", "auto", 4, 0), (False, "default", "auto", 4, 0)])
+def test_a_ray_task_asks_for_a_gpu_when_its_networks_would_use_one(refine, refiner, device, cluster_gpus, asked):
+    from autolabel.datasets.batch import ray_gpus_per_task
+    from autolabel.datasets.fingerprint import BatchOptions
+
+    options = BatchOptions(refine=refine, refiner=refiner, device=device)
+    assert ray_gpus_per_task(options, {"CPU": 8, "GPU": cluster_gpus}) == asked
+
+
+@pytest.mark.parametrize("args", [["--classic", "--steps", "5"], ["--boundary", "--hold-out", "x"],
+                                  ["--boundary", "--classic"], ["--from-scratch", "--flow-cache", "c"]])
+def test_train_refuses_options_its_mode_does_not_read(tmp_path, args):
+    code, output = run_cli("train", tmp_path, "-o", tmp_path / "w.pt", *args)
+    assert code == 2 and ("does nothing" in output or "pick one" in output), output
+    assert not (tmp_path / "w.pt").exists()

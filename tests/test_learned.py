@@ -185,7 +185,7 @@ def test_work_size_keeps_frames_small_and_aligned():
     assert work_size(854, 480) == (448, 256) and work_size(64, 48) == (64, 48)
 
 
-def test_fit_fusion_writes_a_weight_and_a_calibration_per_label_set_size(tmp_path):
+def test_fit_trust_writes_a_weight_and_a_calibration_per_label_set_size(tmp_path):
     from autolabel.refiner.prior.trust import fit_trust
 
     clip = make_clip(n_frames=31, height=48, width=64, n_objects=2, seed=6)

@@ -236,7 +236,7 @@ def test_a_full_disk_where_no_write_is_wrapped_is_still_bad_input(small_clip, tm
 
 # ---- train checks where it will write before it trains ----------------------------------------------
 
-@pytest.mark.parametrize("mode", [[], ["--classic"], ["--fit-fusion"]])
+@pytest.mark.parametrize("mode", [[], ["--classic"], ["--fit-trust"]])
 def test_train_refuses_an_output_in_a_missing_folder_before_any_work(tmp_path, monkeypatch, mode):
     import autolabel.refiner.prior.train
 

@@ -49,7 +49,7 @@ def test_batch_has_the_refiner_options_of_propagate(tmp_path):
     code, output = run_cli("batch", tmp_path / "data", "-o", out, "--keyframe-every", "5", "--refine", "-q")
     assert code == 0, output
     manifest = json.loads((out / "clip0" / "manifest.json").read_text())
-    assert manifest["settings"]["refiner"] == "learned:refiner.pt+refiner:refiner.json"
+    assert manifest["settings"]["refiner"] == "boundary:boundary.pt+refiner:refiner.json"
     code, output = run_cli("propagate", "-v", clip / "frames", "-k", keys, "-o", tmp_path / "single", "-q")
     assert code == 0, output
     for label in (tmp_path / "single" / "labels").iterdir():

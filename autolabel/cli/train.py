@@ -14,6 +14,16 @@ from .main import app
 from .options import DeviceOption, fail
 
 
+# What each mode of `train` reads; any other option given is refused.
+MODE_OPTIONS = {
+    "DATASET (the class prior)": {"--steps", "--clip", "--hold-out", "--every", "--ignore-index", "--layout", "--init",
+                                  "--from-scratch", "--seed", "--device"},
+    "--boundary": {"--steps", "--clip", "--every", "--ignore-index", "--seed"},
+    "--fit-trust": {"--every", "--hold-out", "--init", "--device", "--adapt-steps", "--drop-head"},
+    "--classic": {"--every", "--flow-cache"},
+}
+
+
 @app.command()
 def train(
     dataset: list[Path] = typer.Argument(..., metavar="DATASET",
@@ -38,14 +48,14 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of every random source: same data, seed and device, "
                              "same weights."),
     device: str = DeviceOption,
-    fit_trust: bool = typer.Option(False, "--fit-fusion", help="Fit how far to trust the network against the "
+    fit_trust: bool = typer.Option(False, "--fit-trust", help="Fit how far to trust the network against the "
                                     "warp, and the confidence's calibration, on densely labeled clips (DATASET: "
                                     "clips or folders of clips; --init: the network; labels every --every frames, "
                                     "10 by default); the network itself is kept."),
-    adapt_steps: Optional[int] = typer.Option(None, "--adapt-steps", min=0, help="With --fit-fusion: per-clip "
+    adapt_steps: Optional[int] = typer.Option(None, "--adapt-steps", min=0, help="With --fit-trust: per-clip "
                                               "learning steps on the CPU, fitted for and written as the default "
                                               "(default: 50)."),
-    drop_head: bool = typer.Option(False, "--drop-head", help="With --fit-fusion: keep only the network's trunk, "
+    drop_head: bool = typer.Option(False, "--drop-head", help="With --fit-trust: keep only the network's trunk, "
                                    "so that every clip starts a head of its own (a refiner for any label set, "
                                    "like the shipped one)."),
     boundary: bool = typer.Option(False, "--boundary", help="Pretrain the boundary network instead (the default "
@@ -65,6 +75,19 @@ def train(
 
       autolabel train camvid/ -o camvid.pt --ignore-index 11 --hold-out Seq05VD
     """
+    given = {name for name, value, default in (
+        ("--steps", steps, 3000), ("--clip", clips, []), ("--hold-out", hold_out, []), ("--every", every, None),
+        ("--ignore-index", ignore_index, 255), ("--layout", layout, "auto"), ("--init", init, None),
+        ("--from-scratch", from_scratch, False), ("--seed", seed, 0), ("--device", device, "auto"),
+        ("--adapt-steps", adapt_steps, None), ("--drop-head", drop_head, False), ("--flow-cache", flow_cache, None))
+        if value != default}
+    modes = [flag for flag, on in (("--classic", classic), ("--boundary", boundary), ("--fit-trust", fit_trust)) if on]
+    if len(modes) > 1:
+        fail(InputError(" ".join(modes), "pick one of them"))
+    mode = modes[0] if modes else "DATASET (the class prior)"
+    unused = sorted(given - MODE_OPTIONS[mode])
+    if unused:   # an option that does nothing is refused, not ignored
+        fail(InputError(", ".join(unused), f"does nothing when training {mode}; see `autolabel train --help`"))
     try:
         check_weights_out(out)
     except InputError as error:
@@ -79,7 +102,7 @@ def train(
     from ..refiner.device import resolve_device
 
     if fit_trust:
-        return _fit_fusion(dataset, out, every or 10, hold_out, init, device, adapt_steps, drop_head)
+        return _fit_trust(dataset, out, every or 10, hold_out, init, device, adapt_steps, drop_head)
 
     if len(dataset) != 1:
         fail(InputError(" ".join(map(str, dataset)), "give one DATASET (several clips: put them in one folder)"))
@@ -154,7 +177,7 @@ def _train_classic(clips: list[Path], out: Path, every: int, flow_cache: Optiona
                   f"{defaults}", highlight=False)
 
 
-def _fit_fusion(clips: list[Path], out: Path, every: int, hold_out: list[str], init: Optional[Path], device: str,
+def _fit_trust(clips: list[Path], out: Path, every: int, hold_out: list[str], init: Optional[Path], device: str,
                 adapt_steps: Optional[int], drop_head: bool) -> None:
     from ..evaluation.bench import clip_paths, expand_clips
     from ..refiner.prior.trust import fit_trust

@@ -147,8 +147,10 @@ class Propagator:
             yield FrameResult(index, self.classes.channels(label), np.ones(label.shape, np.float32),
                               (index,), is_keyframe=True)
         if self.refiner is not None:
-            self.refiner.start_clip(((self.source.read(k), self.classes.channels(self.keyframe_label(k)))
-                                     for k in self.keyframes), len(self.classes), channel_ids=self.classes.channel_ids)
+            with self.timer("learn"):   # what the refiner learns from the keyframes themselves
+                self.refiner.start_clip(((self.source.read(k), self.classes.channels(self.keyframe_label(k)))
+                                         for k in self.keyframes), len(self.classes),
+                                        channel_ids=self.classes.channel_ids)
         spans = [span for span in segments(len(self.source), self.keyframes) if only is None or span in only]
         # One stream of flow pairs for the whole clip: the next segment's flow is computed
         # while this segment's backward pass runs.
@@ -304,7 +306,7 @@ def propagate(frames, keyframes: Mapping[int, np.ndarray], *, ignore_index: int 
     Returns (labels, confidences), one per frame: labels are HxW int64 arrays holding the
     keyframes' ids (keyframes come back unchanged); confidences are HxW float32 arrays in [0, 1],
     the probability that the label at that pixel is right (1 on keyframes).
-    refiner: "default" refines with the shipped learned refiner, "classic" with the classic one
+    refiner: "default" refines with the shipped default (classic + boundary network), "classic" with the classic one
     (refiner/load.py), None gives optical-flow geometry alone, or pass a refiner object.
     Bad input raises autolabel.InputError with the CLI's one-line message.
     """

@@ -231,7 +231,7 @@ class Refiner:
                one_sided: bool = False, spacing: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(channel index HxW, confidence HxW float32 in [0, 1]) of one fused frame; `one_sided`:
         only one keyframe's labels reach it (before the first keyframe or after the last);
-        `spacing`: frames between its two keyframes (used by the learned refiner, not here)."""
+        `spacing`: frames between its two keyframes (used by the class prior, not here)."""
         cues = Cues(frame, self.appearance.table if self.appearance is not None else None, present)
         chosen = self.chosen_index
         setting = self.candidates[chosen]

@@ -223,7 +223,7 @@ def run_on_ray(jobs: list[ClipJob], out_root: Path, options: BatchOptions, addre
     else:
         ray.init(num_cpus=local_cpus, include_dashboard=False)
     try:
-        remote_job = ray.remote(num_cpus=1)(run_job)
+        remote_job = ray.remote(num_cpus=1, num_gpus=ray_gpus_per_task(options, ray.cluster_resources()))(run_job)
         pending = {remote_job.remote(job, out_root, options): job for job in jobs}
         while pending:
             [done], _ = ray.wait(list(pending), num_returns=1)
@@ -235,6 +235,16 @@ def run_on_ray(jobs: list[ClipJob], out_root: Path, options: BatchOptions, addre
             on_done(line)
     finally:
         ray.shutdown()
+
+
+def ray_gpus_per_task(options: BatchOptions, resources: dict) -> float:
+    """A clip's task asks Ray for one GPU when its refiner's networks would run on CUDA: `--device cuda…`,
+    or `auto` on a cluster that has GPUs. Geometry alone and the classic refiner never use one."""
+    from ..refiner.load import is_classic
+
+    if not options.refine or is_classic(options.refiner) or options.device == "cpu":
+        return 0
+    return 1 if options.device.startswith("cuda") or resources.get("GPU", 0) > 0 else 0
 
 
 # ------------------------------------------------------------------ the whole batch

@@ -42,7 +42,7 @@ class BatchOptions:
     refine: bool = True                  # refine the warped labels (core/refine.py)
     refiner: str | None = None           # default | classic | weights path (refiner/load.py)
     adapt: bool = True                   # the refiner learns this clip
-    device: str = "auto"                 # where a learned refiner runs
+    device: str = "auto"                 # where the refiner's networks run
     adapt_steps: int | None = None       # its per-clip learning steps (None: the weights' default)
     command: str | None = None           # the batch's command line, for the manifests (not a setting)
     threads: int | None = None           # OpenCV threads per clip (None: every core; not a setting)
@@ -123,7 +123,7 @@ def fingerprint_document(job: ClipJob, options: BatchOptions) -> dict:
         from ..refiner.load import is_classic, weight_files
 
         document["refiner"] = [*map(described, weight_files(options.refiner)), options.adapt]
-        if not is_classic(options.refiner):   # a learned refiner's output depends on the device
+        if not is_classic(options.refiner):   # a network's output depends on the device
             from ..refiner.device import resolve_device
             document["refiner"] += [str(resolve_device(options.device)), options.adapt_steps]
     return document

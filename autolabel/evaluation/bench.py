@@ -78,7 +78,7 @@ def propagate_command(video: Path, keyframes: Path, out: Path, settings: Setting
         command += ["--no-refine"]
     else:
         command += ["--refiner", str(refiner.path)] + ([] if refiner.adapt else ["--no-adapt"])
-        if hasattr(refiner, "device"):   # a learned refiner
+        if hasattr(refiner, "device"):   # a refiner with networks
             command += ["--device", str(refiner.device), "--adapt-steps", str(refiner.steps)]
     return command
 

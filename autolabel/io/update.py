@@ -11,7 +11,7 @@ other settings (flow, fusion, refiner, label format, ignore id, colour table), o
 recorded.
 
 A refiner that learns from the clip's keyframes (the appearance table is built from all of
-them, `--adapt` picks its strengths over every segment, the learned refiner trains on them)
+them, `--adapt` picks its strengths over every segment, the boundary network is checked on their round trips)
 can change every refined frame when any keyframe changes, so with a refiner every segment runs
 again: the flow is what is saved, through `--flow-cache`.
 """

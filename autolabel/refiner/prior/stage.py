@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ...core.refine import Refiner
+from ...errors import InputError
 from .fit import THREADS, Fitter, Schedule, predict
 from .model import work_size
 from .samples import LabeledFrames
@@ -44,7 +45,7 @@ class PriorRefiner:
         self.adapt = adapt
         self.steps = steps if steps is not None else int(weights.adapt_steps["cuda" if device.type == "cuda" else "cpu"])
         self.path = weights.path
-        self.name = f"learned:{weights.path.name if weights.path else 'weights'}+{classic.name}"
+        self.name = f"prior:{weights.path.name if weights.path else 'weights'}+{classic.name}"
         self.net = None
         self.alpha = 0.0
         self.calibration: dict = {}
@@ -54,6 +55,10 @@ class PriorRefiner:
     def start_clip(self, keyframes, n_channels: int, channel_ids=None) -> None:
         """`keyframes`: (frame, channel indices) of every keyframe; `channel_ids`: the label id of each
         channel (to start the head from a dataset refiner's classes)."""
+        known = set(self.weights.class_ids or ())
+        if known and channel_ids is not None and not known & {int(i) for i in channel_ids}:
+            raise InputError(self.path or "refiner weights", f"were trained on the ids {sorted(known)}; this clip's "
+                             f"labels use {sorted(int(i) for i in channel_ids)}, none of them (another label set?)")
         torch.set_num_threads(THREADS)
         torch.manual_seed(self.seed)
         kept = LabeledFrames()

@@ -67,7 +67,7 @@ def read_dataset(jobs: list[ClipJob], every: int | None, ignore_index: int | Non
         seen = set().union(*(np.unique(ids).tolist() for _, ids in raw))
         class_ids = sorted(seen - {fmt.ignore_index})
     if len(class_ids) >= IGNORE:
-        raise InputError(jobs[0].keyframes, f"{len(class_ids)} classes; the learned refiner takes at most {IGNORE - 1}")
+        raise InputError(jobs[0].keyframes, f"{len(class_ids)} classes; the class prior takes at most {IGNORE - 1}")
     lookup = np.full(max(max(class_ids), *(int(ids.max()) for _, ids in raw)) + 1, IGNORE, np.uint8)
     lookup[class_ids] = np.arange(len(class_ids))
     for frame, ids in raw:

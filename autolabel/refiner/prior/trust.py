@@ -1,7 +1,7 @@
-"""Fit how far to trust the network against the warp: `autolabel train CLIPS --fit-fusion`.
+"""Fit how far to trust the network against the warp: `autolabel train CLIPS --fit-trust`.
 
 Cycle consistency from sparse labels: on each training clip, keyframes every `spacing` frames
-(a subset of the labels a user has, every `every`) are propagated with the learned refiner as
+(a subset of the labels a user has, every `every`) are propagated with the class prior as
 a run would (per-clip learning on those keyframes, the network's weight at zero), and every
 labeled frame they skip is a target: the classic output, the network's opinion and the true
 label are kept. Two things are fitted on those targets, per label-set size:
@@ -47,7 +47,7 @@ class Target:
 
 
 class _Recording(PriorRefiner):
-    """The learned refiner with the network's weight at zero, keeping what `refine` saw."""
+    """The class prior with the network's weight at zero, keeping what `refine` saw."""
 
     def refine(self, frame, probs, reliability, distance, present=None, one_sided=False, spacing=None):
         channels, confidence = self.classic.refine(frame, probs, reliability, distance, present, one_sided)

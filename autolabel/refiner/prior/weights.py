@@ -1,4 +1,4 @@
-"""The learned refiner's weights file and the device it runs on.
+"""The class prior's weights file.
 
 A weights file is a `torch.save`d dict of tensors and plain values, loaded with
 `weights_only=True` (nothing executable):
