@@ -66,13 +66,15 @@ def padded_to_crop(image: np.ndarray) -> np.ndarray:
     return np.pad(image, [(0, extra_rows), (0, extra_cols)] + [(0, 0)] * (image.ndim - 2), mode="edge")
 
 
-def chunks(frame, channels, confidence, probs, reliability, band, n_channels: int):
-    """Chunk after Chunk over the band's cells. All maps are full size (already `padded_to_crop`);
-    `channels`/`confidence`: the base refiner's label and its probability; `probs`: fused warp
-    probabilities H x W x n_channels."""
+def chunks(frame, channels, confidence, probs, reliability, band, n_channels: int, max_cells: int | None = None):
+    """Chunk after Chunk over the band's cells (at most `max_cells`, evenly spaced). All maps are full
+    size (already `padded_to_crop`); `channels`/`confidence`: the base refiner's label and its
+    probability; `probs`: fused warp probabilities H x W x n_channels."""
     height, width = channels.shape
     spread = 1.0 / max(n_channels - 1, 1)
     cells = band_cells(band)
+    if max_cells is not None and len(cells) > max_cells:
+        cells = cells[np.linspace(0, len(cells) - 1, max_cells).round().astype(int)]
     for start in range(0, len(cells), CELLS_PER_CHUNK):
         boxes, kept, rgb, crop_of, classes, q, warped, trust, in_band = [], [], [], [], [], [], [], [], []
         for row, col in cells[start:start + CELLS_PER_CHUNK]:

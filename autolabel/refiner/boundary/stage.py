@@ -33,6 +33,9 @@ MAX_ITEMS = 1536               # kept over the clip (the oldest go): memory stay
 DISTANCE_UNIT = 30             # u = frames to the nearest keyframe / this, capped at 1
 # Fixed: the thread count changes float sums and so the outputs; the flow's two threads run beside.
 THREADS = 1
+# Cells of a round trip's band the check looks at (evenly spaced along it): a 2048x1024 street scene
+# has ~800, and checking them all cost 5 s a keyframe on the CPU.
+CHECKED_CELLS = 128
 
 
 def distance_share(distance: int) -> float:
@@ -75,15 +78,17 @@ class BoundaryRefiner:
 
     def _validate_and_learn(self, frame, channels, confidence, probs, reliability, target, distance) -> None:
         torch.set_num_threads(THREADS)
-        refined, refined_confidence = self._apply(frame, channels, confidence, probs, reliability, distance)
+        refined, refined_confidence = self._apply(frame, channels, confidence, probs, reliability, distance,
+                                                  max_cells=CHECKED_CELLS)
         self.tables["base"].add(channels, confidence, reliability, target)
         self.tables["network"].add(refined, refined_confidence, reliability, target)
         changed = refined != channels
         self.report["pixels_fixed"] += int((changed & (refined == target)).sum())
         self.report["pixels_broken"] += int((changed & (channels == target)).sum())
         self.report["samples"] += 1
-        self.keep(frame, channels, confidence, probs, reliability, target, distance)
-        self.train_steps(self.steps)
+        if self.steps > 0:
+            self.keep(frame, channels, confidence, probs, reliability, target, distance)
+            self.train_steps(self.steps)
 
     def learn_round_trip(self, frame, probs, reliability, target, distance: int, present=None) -> None:
         """A keyframe's labels carried `distance` frames on and back to it: validate, then learn."""
@@ -144,8 +149,9 @@ class BoundaryRefiner:
         return channels, (table(channels, confidence, reliability) if table else confidence)
 
     @torch.no_grad()
-    def _apply(self, frame, channels, confidence, probs, reliability, distance):
-        """The base's (channels, confidence) corrected by the network within the band."""
+    def _apply(self, frame, channels, confidence, probs, reliability, distance, max_cells: int | None = None):
+        """The base's (channels, confidence) corrected by the network within the band (in at most
+        `max_cells` of its cells, evenly spaced; elsewhere the base's stand)."""
         height, width = channels.shape
         if probs.shape[2] < 2:
             return channels, confidence
@@ -154,7 +160,7 @@ class BoundaryRefiner:
         band = band_mask(padded[1])
         u = torch.tensor(distance_share(distance))
         self.net.eval()
-        for chunk in chunks(*padded, band, probs.shape[2]):
+        for chunk in chunks(*padded, band, probs.shape[2], max_cells):
             features = self.net.image_features(chunk.rgb.to(self.device))
             q = chunk.q.to(self.device)
             correction = self.net(features[chunk.crop_of.to(self.device)],
