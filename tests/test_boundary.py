@@ -183,3 +183,21 @@ def test_train_refuses_options_its_mode_does_not_read(tmp_path, args):
     code, output = run_cli("train", tmp_path, "-o", tmp_path / "w.pt", *args)
     assert code == 2 and ("does nothing" in output or "pick one" in output), output
     assert not (tmp_path / "w.pt").exists()
+
+
+def test_a_class_prior_is_not_trained_on_binary_masks_and_id_maps_together(tmp_path):
+    from PIL import Image
+
+    from autolabel.refiner.prior.train import train_dataset
+
+    for name, values in (("binary", (0, 255)), ("ids", tuple(range(11)))):
+        frames, labels = tmp_path / "data" / name / "frames", tmp_path / "data" / name / "labels"
+        frames.mkdir(parents=True)
+        labels.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((32, 48, 3), 60 * i, np.uint8)).save(frames / f"{i:05d}.png")
+            ids = np.array(values, np.uint8)[np.arange(32 * 48).reshape(32, 48) % len(values)]
+            Image.fromarray(ids, mode="L").save(labels / f"{i:05d}.png")
+    with pytest.raises(InputError, match="binary"):
+        train_dataset(tmp_path / "data", tmp_path / "w.pt", steps=1)
+    assert not (tmp_path / "w.pt").exists()

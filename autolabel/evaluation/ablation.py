@@ -7,6 +7,7 @@ Rows, each on the same flow (cached with --flow-cache, so rows after the first c
   network, always        + the boundary network as shipped, applied to every frame (no check)
   network + learning     + per-clip learning on the round trips (STEPS_LEARNING per round trip), always applied
   default                the network checked on the round trips, used only where it wins (the shipped default)
+  default + learning     the same, learning STEPS_LEARNING steps per round trip after each check (--adapt-steps)
 Scores are J (objects) or mIoU (semantic) over the non-keyframes, from the same code as `evaluate`'s
 per-frame IoU, averaged per id over frames; "errors in least-confident 5 %" as `evaluate` prints it.
 The weights read no label of a scored clip (models/boundary.pt: CamVid only); per-clip learning reads
@@ -43,13 +44,14 @@ class _Always(BoundaryRefiner):
 def _refiner(row: str):
     if row == "classic":
         return load_refiner("classic")
-    default = load_refiner("default", device="cpu", steps=STEPS_LEARNING if row == "network + learning" else 0)
-    if row == "default":
+    learning = row in ("network + learning", "default + learning")
+    default = load_refiner("default", device="cpu", steps=STEPS_LEARNING if learning else 0)
+    if row.startswith("default"):
         return default
     return _Always(default.base, default.weights, default.device, steps=default.steps)
 
 
-ROWS = ("classic", "network, always", "network + learning", "default")
+ROWS = ("classic", "network, always", "network + learning", "default", "default + learning")
 
 
 def score_clip(clip: Path, every: int, row: str, flow_cache: FlowCache | None) -> dict:

@@ -1,18 +1,18 @@
-"""The boundary refine stage: a base refiner, then the boundary network, learned per clip by cycle consistency.
+"""The boundary refine stage: a base refiner, then the boundary network, checked per clip on round trips.
 
-The base refiner (the classic colour cue and edge filter, or a dataset's refiner) repairs
-what is wrong at large. What it leaves is mostly within a few pixels of the label boundaries:
-thin parts and edges the warp put a little off. The boundary network (boundary_model.py)
+The base refiner (the classic colour cue and edge filter, or a dataset's class prior over it)
+repairs what is wrong at large. What it leaves is mostly within a few pixels of the label
+boundaries: thin parts and edges the warp put a little off. The boundary network (model.py)
 reads the frame and the carried labels in a band around the base's boundaries, at full
 resolution, and corrects each class there (band.py).
 
-Per-clip learning is the core. The pipeline carries each keyframe's labels to the next
-keyframe (`learn`): the round trip's arrival, refined by the base, shows this clip's real
-boundary errors, and the keyframe's own label is the target. Each such sample first
-*validates* the network as it stands (it has never trained on this sample: prequential
-validation), then teaches it `steps` steps. The network is used on the clip only while it
-has fixed more pixels than it broke on the samples it had not yet seen; otherwise the base
-output stands. A clip's first segment is judged by the shipped network on the first sample.
+The pipeline carries each keyframe's labels a few frames on and back to it (`learn_round_trip`):
+refined by the base, the round trip shows this clip's errors at the distances its frames have,
+and the keyframe's own label is the target (cycle consistency). Each round trip first *checks*
+the network as it stands, which has never trained on it (prequential validation), then, with
+`steps` > 0, teaches it. The network is used on the clip only while it has fixed more pixels
+than it broke on the round trips it had not yet seen; otherwise the base's labels stand. The
+same round trips calibrate the confidence (confidence.py).
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .band import CELL, band_mask, chunks, padded_to_crop
-from .model import BoundaryNet, base_logit, label_inputs
-from .confidence import ConfidenceTable
 from ..device import make_repeatable
+from .band import CELL, band_mask, chunks, padded_to_crop
+from .confidence import ConfidenceTable
+from .model import base_logit, label_inputs
 from .weights import BoundaryWeights
 
 BATCH = 12
@@ -73,7 +73,7 @@ class BoundaryRefiner:
     # -- per-clip learning -------------------------------------------------------------------------
 
     def learn(self, frame, probs, reliability, target, distance: int, present=None) -> None:
-        """A keyframe reached from the previous one: validate the network on it, then learn from it."""
+        """A keyframe reached from the previous one: the base chooses its strengths on it."""
         self.base.learn(frame, probs, reliability, target, distance, present)
 
     def _validate_and_learn(self, frame, channels, confidence, probs, reliability, target, distance) -> None:

@@ -52,7 +52,15 @@ def read_dataset(jobs: list[ClipJob], every: int | None, ignore_index: int | Non
                  class_ids: list[int] | None = None) -> tuple[LabeledFrames, list[int], object]:
     """Every labeled frame of `jobs`, shrunk, with labels as indices into `class_ids` (found here
     when None: every id seen, ignore aside). Ids outside `class_ids` and ignore teach nothing."""
-    label_paths = [path for job in jobs for path in keyframe_paths(job, every).values()]
+    by_clip = {job.name: list(keyframe_paths(job, every).values()) for job in jobs}
+    # Binary masks and id maps read together would make a binary mask's object "ignore": refuse the mix.
+    kinds = {name: detect_format(paths, ignore_index=ignore_index).kind for name, paths in by_clip.items() if paths}
+    if len(set(kinds.values())) > 1:
+        (first, first_kind), (other, other_kind) = next(iter(kinds.items())), next(
+            (name, kind) for name, kind in kinds.items() if kind != next(iter(kinds.values())))
+        raise InputError(other, f"its labels are {other_kind}, but {first}'s are {first_kind}: a class prior "
+                         "learns one label set (train on one kind, or select clips with --clip)")
+    label_paths = [path for paths in by_clip.values() for path in paths]
     fmt = detect_format(label_paths, ignore_index=ignore_index)
     frames = LabeledFrames()
     raw = []
