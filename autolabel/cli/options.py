@@ -68,7 +68,7 @@ RefinerOption = typer.Option("default", "--refiner", metavar="default|classic|PA
                                   "boundary network) or `autolabel train --classic` (.json).")
 AdaptStepsOption = typer.Option(None, "--adapt-steps", min=0,
                                 help="Training steps of the boundary network per round trip of a keyframe (default: "
-                                     "the weights' setting for the device, 30 on CPU, 300 on CUDA; 0: the network as "
+                                     "the weights' setting for the device, 0 on the CPU, 30 on CUDA; 0: the network as "
                                      "shipped, still checked against the classic output on the round trips).")
 DeviceOption = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N", help="Where the refiner's networks run: "
                             "auto (CUDA when torch sees it, else the CPU), cpu, cuda or cuda:N. On the CPU the output "

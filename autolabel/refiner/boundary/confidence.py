@@ -4,9 +4,8 @@ The warp is sure of most pixels, and most of its errors lie within a few pixels 
 boundary or where the flow lost track (low reliability): there a confidence of 0.99 is
 wrong one time in ten. The round trips of a clip's keyframes (pipeline.Propagator) show how
 often a label is right at each distance from its nearest boundary, reliability and
-confidence; the refined confidence is replaced by that rate (counts smoothed towards the
-confidence itself), so pixels near boundaries and behind occlusions rank low, where the
-errors are. Labels are not changed.
+confidence; the refined confidence is scaled by how right over how sure it was there, so
+pixels near boundaries and behind occlusions rank low, where the errors are. Labels are not changed.
 """
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import numpy as np
 
 BOUNDARY_EDGES = np.array([1, 2, 3, 5, 8, 13, 21], np.float32)   # px to the nearest label boundary
 RELIABILITY_EDGES = np.array([0.3, 0.7, 0.9], np.float32)
-CONFIDENCE_EDGES = np.array([0.5, 0.7, 0.9, 0.99], np.float32)
 PRIOR = 50.0   # pixels' worth of the confidence itself in each cell: few samples keep it
 
 
@@ -28,29 +26,31 @@ def boundary_distance(channels: np.ndarray) -> np.ndarray:
 
 
 class ConfidenceTable:
-    """Counts of right and all pixels per (boundary distance, reliability, confidence) cell."""
+    """Per (boundary distance, reliability) cell: how often the label was right, and how sure the refiner
+    said it was. A pixel's confidence is scaled by the ratio of the two in its cell: the ranking within
+    a cell stays the refiner's own, and cells where it was too sure (near boundaries) sink."""
 
     def __init__(self):
-        shape = (len(BOUNDARY_EDGES) + 1, len(RELIABILITY_EDGES) + 1, len(CONFIDENCE_EDGES) + 1)
-        self.right, self.count = np.zeros(shape), np.zeros(shape)
+        shape = (len(BOUNDARY_EDGES) + 1, len(RELIABILITY_EDGES) + 1)
+        self.right, self.said, self.count = np.zeros(shape), np.zeros(shape), np.zeros(shape)
 
-    def _cells(self, channels, confidence, reliability) -> np.ndarray:
+    def _cells(self, channels, reliability) -> np.ndarray:
         d = np.searchsorted(BOUNDARY_EDGES, boundary_distance(channels), side="right")
         r = np.searchsorted(RELIABILITY_EDGES, reliability, side="right")
-        c = np.searchsorted(CONFIDENCE_EDGES, confidence, side="right")
-        return np.ravel_multi_index((d, r, c), self.count.shape)
+        return np.ravel_multi_index((d, r), self.count.shape)
 
     def add(self, channels, confidence, reliability, target) -> None:
-        cells = self._cells(channels, confidence, reliability).ravel()
+        cells = self._cells(channels, reliability).ravel()
         size = self.count.size
         self.count += np.bincount(cells, minlength=size).reshape(self.count.shape)
+        self.said += np.bincount(cells, weights=confidence.ravel(), minlength=size).reshape(self.count.shape)
         self.right += np.bincount(cells, weights=(channels == target).ravel(), minlength=size).reshape(self.count.shape)
 
     def __bool__(self) -> bool:
         return bool(self.count.sum())
 
     def __call__(self, channels, confidence, reliability) -> np.ndarray:
-        cells = self._cells(channels, confidence, reliability)
-        right, count = self.right.ravel()[cells], self.count.ravel()[cells]
-        calibrated = (right + PRIOR * confidence) / (count + PRIOR)
+        # PRIOR pixels as sure as they said and as right: a cell of few pixels keeps the confidence
+        ratio = (self.right + PRIOR) / (self.said + PRIOR)
+        calibrated = confidence * ratio.ravel()[self._cells(channels, reliability)]
         return np.minimum(calibrated, 1).astype(np.float32)
