@@ -1,4 +1,4 @@
-"""`autolabel train`: fit the refiner's default setting on labeled clips, from sparse labels alone.
+"""`autolabel train CLIPS --classic`: fit the classic refiner's default setting on labeled clips, from sparse labels alone.
 
 For each clip and each keyframe spacing, the pipeline propagates from every
 spacing-th label exactly as `propagate` does, and the refiner's `learn` scores

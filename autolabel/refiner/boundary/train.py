@@ -74,29 +74,25 @@ def collect(dataset: Path, every: int | None, ignore_index: int | None, refiner:
         fmt = detect_format([path for _, path in labeled], ignore_index=ignore_index)
         labels = [read_label(path, fmt) for _, path in labeled]
         ids = np.unique(np.concatenate([np.unique(label) for label in labels]))
-        for index, ((frame, _), label) in enumerate(zip([(f, p) for f, p in labeled], labels)):
+        for index, ((frame, _), label) in enumerate(zip(labeled, labels)):
             rng = np.random.default_rng([position, index])
             channels = np.searchsorted(ids, label)
             ignore = int(np.searchsorted(ids, fmt.ignore_index)) if fmt.ignore_index in ids else None
-            things = [c for c in np.unique(channels) if c != ignore]
-            one = int(rng.choice(things))
-            for sample_channels, n in ((channels, len(ids)), ((channels == one).astype(np.int64), 2)):
-                others = [(f, sample_channels_of(lab, ids, one, n)) for (f, _), lab in
-                          _spread(labeled, labels, index, APPEARANCE_FRAMES)]
+            one = int(rng.choice([c for c in np.unique(channels) if c != ignore]))
+            # the frame's own classes, then one of them against the rest (an object clip's label set)
+            for as_sample, n, sample_ignore in ((lambda c: c, len(ids), ignore),
+                                                (lambda c: (c == one).astype(np.int64), 2, None)):
+                others = [(f, as_sample(np.searchsorted(ids, lab)))
+                          for (f, _), lab in _spread(labeled, labels, index, APPEARANCE_FRAMES)]
                 refiner.base.start_clip(iter(others), n)
-                probs, reliability = deformed(sample_channels, n, rng)
+                target = as_sample(channels)
+                probs, reliability = deformed(target, n, rng)
                 distance = int(rng.choice(DISTANCES))
                 base, confidence = refiner.base.refine(frame, probs, reliability, distance)
-                refiner.keep(frame, base, confidence, probs, reliability, sample_channels, distance,
-                             ignore=ignore if n == len(ids) else None)
+                refiner.keep(frame, base, confidence, probs, reliability, target, distance, ignore=sample_ignore)
                 on_sample()
             frames_read += 1
     return frames_read
-
-
-def sample_channels_of(label: np.ndarray, ids: np.ndarray, one: int, n: int) -> np.ndarray:
-    channels = np.searchsorted(ids, label)
-    return channels if n == len(ids) else (channels == one).astype(np.int64)
 
 
 def _spread(labeled, labels, skip: int, count: int):

@@ -3,7 +3,7 @@
 Reads a dataset in any of `batch`'s layouts, including one of sparse labeled frames with no
 video between them (camvid-sparse). Every labeled frame is shrunk once to the network's
 working size; the network (trunk from `init`, a head over the dataset's class ids) is trained
-on augmented crops of them. Progress is a tqdm bar; a checkpoint beside the output is written
+on augmented crops of them. Progress goes to a callback (the CLI shows a bar); a checkpoint beside the output is written
 every `checkpoint_every` steps and a rerun of the same command resumes from it, drawing the
 same crops an uninterrupted run would have. `hold_out` clips are never trained on: the prior is
 scored on every labeled frame of theirs, beside the colour-and-band table (the classic
