@@ -197,6 +197,8 @@ class Propagator:
                 pulls[t] = (small_forward, to_half(self._trust(flow_forward, flow_backward, maps)))
                 if refining and t != left:
                     frames[t] = frame
+            if t == left and trip:
+                trip_frame = frame   # read now: a video is read in order, once
             if t < (left or 0) + trip:
                 trip_flows[t] = pulls[t] if right is not None else (small_forward, to_half(self._trust(
                     flow_forward, flow_backward, sampling_maps(flow_forward))))
@@ -208,7 +210,7 @@ class Propagator:
             self._step(side, self._trust(flow_backward, flow_forward, maps), maps)
             if trip and t + 1 == left + trip:
                 with self.timer("learn"):
-                    self._round_trip(left, side, trip_flows, keyframe_channels[left], present)
+                    self._round_trip(left, trip_frame, side, trip_flows, keyframe_channels[left], present)
                 trip_flows.clear()
             if t + 1 == right:
                 with self.timer("learn"):
@@ -233,8 +235,10 @@ class Propagator:
             self._step(side, to_single(trust, scratch("trust", trust.shape, np.float32)), maps)
             yield result(t, side, right - t, waiting.pop(t, None), frames.pop(t, None))
 
-    def _round_trip(self, left: int, side: "_Carried", flows: dict, target: np.ndarray, present) -> None:
-        """`side`, the left keyframe's labels carried len(flows) frames on, carried back to it and learned from."""
+    def _round_trip(self, left: int, frame: np.ndarray, side: "_Carried", flows: dict, target: np.ndarray,
+                    present) -> None:
+        """`side`, the left keyframe's labels carried len(flows) frames on, carried back to it (`frame`) and
+        learned from."""
         height, width = self.source.height, self.source.width
         back = _Carried(SoftLabels.from_dense(side.probs.dense()), side.reliability.copy())
         for t in range(left + len(flows) - 1, left - 1, -1):
@@ -243,7 +247,7 @@ class Propagator:
                                  with_inside=False)
             back.probs, back.reliability = carry(back.probs, back.reliability, to_single(trust),
                                                  self.settings.decay, maps)
-        self.refiner.learn_round_trip(self.source.read(left), *fusion.fused_probs(back.probs, back.reliability),
+        self.refiner.learn_round_trip(frame, *fusion.fused_probs(back.probs, back.reliability),
                                       target.astype(np.int64), len(flows), present)
 
     def _result(self, present, sources, t, side: "_Carried", distance: int, waiting: TopChannels | None,
