@@ -201,3 +201,18 @@ def test_a_class_prior_is_not_trained_on_binary_masks_and_id_maps_together(tmp_p
     with pytest.raises(InputError, match="binary"):
         train_dataset(tmp_path / "data", tmp_path / "w.pt", steps=1)
     assert not (tmp_path / "w.pt").exists()
+
+
+def test_round_trips_are_bounded_and_spread_over_the_clip():
+    from autolabel.refiner.boundary.stage import MAX_ROUND_TRIPS
+
+    clip = make_clip(n_frames=41, height=40, width=56, n_objects=1, seed=2)
+    trips = []
+
+    class Recording(BoundaryRefiner):
+        def learn_round_trip(self, frame, probs, reliability, target, distance, present=None):
+            trips.append(next(i for i, f in enumerate(clip.frames) if np.array_equal(f, frame)))
+
+    propagate(clip.frames, keyframes_of(clip, 2), ignore_index=None,
+              refiner=Recording(load_classic(None), untrained_weights(), torch.device("cpu")))
+    assert len(trips) == MAX_ROUND_TRIPS < 20 and trips[0] == 0 and trips[-1] == 38

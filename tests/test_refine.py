@@ -125,3 +125,18 @@ def test_refiner_beats_geometry_on_a_drifting_synthetic_clip(shipped):
     assert accuracy(refined) > accuracy(geometry)
     assert all(np.array_equal(a, b) for a, b in zip(refined, again))           # deterministic
     assert all(c.dtype == np.float32 and 0 <= c.min() and c.max() <= 1 for c in confidence)
+
+
+def test_a_segment_of_one_class_is_refined_without_error():
+    """Both keyframes of a segment hold only the background (the object left the view): one channel."""
+    from autolabel import propagate
+    from autolabel.synth import make_clip
+
+    clip = make_clip(n_frames=41, height=40, width=56, n_objects=1, seed=2)
+    keyframes = {i: clip.labels[i] for i in range(0, 41, 2)}
+    assert any(len(np.unique(keyframes[a])) == len(np.unique(keyframes[a + 2])) == 1 for a in range(0, 39, 2))
+    labels, confidences = propagate(clip.frames, keyframes, ignore_index=None, refiner="classic")
+    geometry, _ = propagate(clip.frames, keyframes, ignore_index=None, refiner=None)
+    for a in range(0, 39, 2):
+        if len(np.unique(keyframes[a])) == len(np.unique(keyframes[a + 2])) == 1:
+            assert np.array_equal(labels[a + 1], geometry[a + 1]) and confidences[a + 1].max() <= 1

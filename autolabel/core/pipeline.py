@@ -131,6 +131,7 @@ class Propagator:
         self.timer = StageTimer()
         map_large_arrays()
         self._held: list[dict] = []  # what the current segment keeps between its two passes
+        self._trips_from: set[int] = set()   # keyframes a round trip starts from (run)
 
     def _trust(self, flow_pull, flow_push, maps):
         with self.timer("warp"):
@@ -152,6 +153,11 @@ class Propagator:
                                          for k in self.keyframes), len(self.classes),
                                         channel_ids=self.classes.channel_ids)
         spans = [span for span in segments(len(self.source), self.keyframes) if only is None or span in only]
+        # Round trips from as many keyframes as the refiner asks for, evenly spaced over the clip.
+        lefts = [left for _, _, left, _ in spans if left is not None]
+        wanted = min(getattr(self.refiner, "round_trips", 0), len(lefts))
+        picked = np.linspace(0, len(lefts) - 1, wanted).round().astype(int) if wanted else []
+        self._trips_from = {lefts[i] for i in picked}
         # One stream of flow pairs for the whole clip: the next segment's flow is computed
         # while this segment's backward pass runs.
         pairs = flow_pairs(self.source.read, (t for start, end, _, _ in spans for t in range(start, end)),
@@ -176,8 +182,7 @@ class Propagator:
         learning = refining and left is not None and right is not None and self.refiner.adapt
         # A round trip from the left keyframe: carried `trip` frames on and back, it shows the warp's
         # errors at the distances this segment's frames have, against the keyframe's own label.
-        trip = round_trip_length(left, right, end) if refining and left is not None and self.refiner.adapt \
-            and hasattr(self.refiner, "learn_round_trip") else 0
+        trip = round_trip_length(left, right, end) if left in self._trips_from else 0
         trip_flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # t -> (flow t->t+1, trust at t), t < left + trip
         # Pass 1, forward in time: flow for every pair, the left keyframe carried along.
         waiting: dict[int, TopChannels] = {}                       # left side's result per frame

@@ -213,6 +213,8 @@ class Refiner:
         """One real propagation error: labels carried `distance` frames from another keyframe to
         the keyframe `frame`, whose own label (channel indices into `probs`, which holds the clip's
         channels `present`) is `target`. Scored at the cues' small size: it ranks settings as well."""
+        if probs.shape[2] < 2:   # one class on both sides (an object left the view): nothing to choose
+            return
         table = None
         if self.appearance is not None:
             table = self.appearance.without(frame, target if present is None else present[target])
@@ -232,6 +234,8 @@ class Refiner:
         """(channel index HxW, confidence HxW float32 in [0, 1]) of one fused frame; `one_sided`:
         only one keyframe's labels reach it (before the first keyframe or after the last);
         `spacing`: frames between its two keyframes (used by the class prior, not here)."""
+        if probs.shape[2] < 2:   # one class carried: every pixel is it, as sure as the warp is
+            return np.zeros(probs.shape[:2], np.uint8), np.minimum(probs[..., 0], 1).astype(np.float32)
         cues = Cues(frame, self.appearance.table if self.appearance is not None else None, present)
         chosen = self.chosen_index
         setting = self.candidates[chosen]

@@ -37,6 +37,9 @@ THREADS = 1
 # has ~800, and checking them all cost 5 s a keyframe on the CPU.
 CHECKED_CELLS = 128
 CHECKS_NEEDED = 2
+# Round trips per clip, from keyframes evenly spaced over it (a clip with keyframes every 2nd frame has
+# dozens, each a check of about half a second on the CPU): the cost is bounded whatever the clip's length.
+MAX_ROUND_TRIPS = 16
 TRUST_MARGIN = 1.5
 
 
@@ -66,6 +69,11 @@ class BoundaryRefiner:
         self.report = {"samples": 0, "pixels_fixed": 0, "pixels_broken": 0, "steps": 0}
         # how often the base's and the network's labels were right on the samples, for the confidence
         self.tables = {"base": ConfidenceTable(), "network": ConfidenceTable()}
+
+    @property
+    def round_trips(self) -> int:
+        """How many keyframes the pipeline carries a round trip from (evenly spaced)."""
+        return MAX_ROUND_TRIPS if self.adapt else 0
 
     @property
     def trusted(self) -> bool:
