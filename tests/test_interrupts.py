@@ -158,3 +158,21 @@ def test_ctrl_c_stops_a_batch_and_leaves_only_finished_clips(slow_clip, tmp_path
     assert "Traceback" not in errors
     assert not any(out.rglob(".autolabel-staging")) and not any(scratch.iterdir())
     assert all((clip / "manifest.json").exists() for clip in out.iterdir() if clip.is_dir())
+
+
+def test_an_interrupted_command_run_in_process_leaves_ctrl_c_working(small_clip, tmp_path, monkeypatch):
+    """`interrupted` ignores a second Ctrl-C; run in-process (tests, notebooks), the caller's handler comes
+    back, or every process it starts afterwards would inherit an ignored SIGINT (Ctrl-C tests then failed)."""
+    import signal
+
+    import autolabel.io.output
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(autolabel.io.output, "run_clip", stopped)
+    before = signal.getsignal(signal.SIGINT)
+    code, output = run_cli("propagate", "-v", small_clip / "frames", "-k", small_clip / "keyframes",
+                           "-o", tmp_path / "out", "--no-refine")
+    assert code == 130 and "interrupted" in output, output
+    assert signal.getsignal(signal.SIGINT) is before

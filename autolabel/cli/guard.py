@@ -30,11 +30,11 @@ def _terminate(signum, frame) -> None:
     raise Terminated
 
 
-def _on_sigterm(handler):
-    """Set SIGTERM's handler; returns the previous one. Only the main thread may (an app invoked from
+def _on_signal(number, handler):
+    """Set a signal's handler; returns the previous one. Only the main thread may (an app invoked from
     another thread keeps the default)."""
     try:
-        return signal.signal(signal.SIGTERM, handler) if handler is not None else None
+        return signal.signal(number, handler) if handler is not None else None
     except ValueError:
         return None
 
@@ -63,10 +63,13 @@ def internal_error(error: Exception) -> None:
 
 
 def guarded(invoke, ctx):
-    """Run the command line; restores AUTOLABEL_DEBUG afterwards (--debug sets it so that worker
-    processes see it), so in-process callers such as tests are not left in debug mode."""
+    """Run the command line; restores AUTOLABEL_DEBUG (--debug sets it so that worker processes see it)
+    and the signal handlers afterwards (`interrupted` ignores a second Ctrl-C), so in-process callers
+    such as tests and notebooks are left as they were: not in debug mode, and Ctrl-C still works in
+    them and in the processes they start (which inherit an ignored SIGINT)."""
     before = os.environ.get(DEBUG_VARIABLE)
-    term_before = _on_sigterm(_terminate)
+    int_before = signal.getsignal(signal.SIGINT)
+    term_before = _on_signal(signal.SIGTERM, _terminate)
     try:
         return invoke(ctx)
     except Terminated:   # a command without a Ctrl-C clean-up of its own
@@ -79,7 +82,8 @@ def guarded(invoke, ctx):
             internal_error(error)
         fail(bad)
     finally:
-        _on_sigterm(term_before)
+        _on_signal(signal.SIGTERM, term_before)
+        _on_signal(signal.SIGINT, int_before)
         if before is None:
             os.environ.pop(DEBUG_VARIABLE, None)
         else:

@@ -100,7 +100,9 @@ def plan_update(out: Path, *, stems: list[str], keyframes: dict[int, str], ident
         return plan
     if old.get("settings") != identity.get("settings"):
         before, now = old.get("settings") or {}, identity.get("settings") or {}
-        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        # the refiner's steps, device and adaptation are details of "refiner"
+        changed = sorted({k.split("_")[0] if k.startswith("refiner_") else k
+                          for k in set(before) | set(now) if before.get(k) != now.get(k)})
         return full_run(f"other settings than OUT's ({', '.join(changed)})")
     differing = [key for key, value in identity.items() if old.get(key) != value]
     if differing or old_stems != stems:
