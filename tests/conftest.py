@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -46,8 +47,14 @@ RAY_TMPDIR = pytest.StashKey[str]()
 
 
 def run_cli(*args):
-    """Invoke the CLI in-process; returns (exit code, combined output)."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    """Invoke the CLI in-process; returns (exit code, combined output). An interrupted command ignores a
+    second Ctrl-C until it exits (cli/guard.interrupted); in-process the test run goes on, so SIGINT's
+    handler is put back: processes started later would inherit an ignored SIGINT."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        signal.signal(signal.SIGINT, handler)
     return result.exit_code, result.output
 
 

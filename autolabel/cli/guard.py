@@ -63,12 +63,9 @@ def internal_error(error: Exception) -> None:
 
 
 def guarded(invoke, ctx):
-    """Run the command line; restores AUTOLABEL_DEBUG (--debug sets it so that worker processes see it)
-    and the signal handlers afterwards (`interrupted` ignores a second Ctrl-C), so in-process callers
-    such as tests and notebooks are left as they were: not in debug mode, and Ctrl-C still works in
-    them and in the processes they start (which inherit an ignored SIGINT)."""
+    """Run the command line; restores AUTOLABEL_DEBUG afterwards (--debug sets it so that worker
+    processes see it), so in-process callers such as tests are not left in debug mode."""
     before = os.environ.get(DEBUG_VARIABLE)
-    int_before = signal.getsignal(signal.SIGINT)
     term_before = _on_signal(signal.SIGTERM, _terminate)
     try:
         return invoke(ctx)
@@ -83,7 +80,6 @@ def guarded(invoke, ctx):
         fail(bad)
     finally:
         _on_signal(signal.SIGTERM, term_before)
-        _on_signal(signal.SIGINT, int_before)
         if before is None:
             os.environ.pop(DEBUG_VARIABLE, None)
         else:

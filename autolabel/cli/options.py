@@ -60,8 +60,8 @@ RefineOption = typer.Option(True, "--refine/--no-refine",
                                  "disocclusions, an edge-aware filter snaps boundaries (models/MODEL_CARD.md). "
                                  "--no-refine gives optical-flow geometry alone.")
 RefinerOption = typer.Option("default", "--refiner", metavar="default|classic|PATH",
-                             help="default: the classic cues, then the boundary network shipped in models/, which "
-                                  "learns this clip's boundary errors from round trips of its keyframes and is used "
+                             help="default: the classic cues, then the boundary network shipped in models/, checked on "
+                                  "round trips of this clip's keyframes (on CUDA it also learns from them) and used "
                                   "only where it beat the classic output on them; classic: the colour cue and edge "
                                   "filter alone, the fast CPU path; PATH: weights from `autolabel train --boundary` "
                                   "(.pt), a dataset's class prior from `autolabel train` (.pt, used under the "
