@@ -90,7 +90,12 @@ class BoundaryRefiner:
         """A keyframe reached from the previous one: the base chooses its strengths on it."""
         self.base.learn(frame, probs, reliability, target, distance, present)
 
-    def _validate_and_learn(self, frame, channels, confidence, probs, reliability, target, distance) -> None:
+    def learn_round_trip(self, frame, probs, reliability, target, distance: int, present=None) -> None:
+        """A keyframe's labels carried `distance` frames on and back to it: check the network on it, then
+        (with `steps`) learn from it."""
+        if not self.adapt:
+            return
+        channels, confidence = self.base.refine(frame, probs, reliability, distance, present)
         torch.set_num_threads(THREADS)
         refined, refined_confidence = self._apply(frame, channels, confidence, probs, reliability, distance,
                                                   max_cells=CHECKED_CELLS)
@@ -104,13 +109,6 @@ class BoundaryRefiner:
             self.keep(frame, channels, confidence, probs, reliability, target, distance)
             self.train_steps(self.steps)
 
-    def learn_round_trip(self, frame, probs, reliability, target, distance: int, present=None) -> None:
-        """A keyframe's labels carried `distance` frames on and back to it: validate, then learn."""
-        if not self.adapt:
-            return
-        channels, confidence = self.base.refine(frame, probs, reliability, distance, present)
-        self._validate_and_learn(frame, channels, confidence, probs, reliability, target, distance)
-
     def keep(self, frame, channels, confidence, probs, reliability, target, distance, ignore: int | None = None) -> None:
         """Crops of one sample to learn from: the base's (channels, confidence) on the carried `probs`,
         and the true `target` (pixels of channel `ignore` teach nothing)."""
@@ -120,13 +118,12 @@ class BoundaryRefiner:
         for chunk in chunks(frame, channels, confidence, probs, reliability, band_mask(channels), probs.shape[2]):
             for i, (crop, c) in enumerate(zip(chunk.crop_of.tolist(), chunk.classes.tolist())):
                 top, left = chunk.boxes[crop]
-                truth = target[top:top + chunk.rgb.shape[2], left:left + chunk.rgb.shape[3]] == c
+                truth = target[top:top + chunk.rgb.shape[2], left:left + chunk.rgb.shape[3]]
                 items.append({"rgb": chunk.rgb[crop].to(torch.uint8), "q": chunk.q[i].half(),
                               "warped": chunk.warped[i].half(), "reliability": chunk.reliability[i].half(),
                               "u": distance_share(distance),
-                              "band": chunk.band[i] & torch.from_numpy(target[top:top + chunk.rgb.shape[2],
-                                                                              left:left + chunk.rgb.shape[3]] != ignore),
-                              "target": torch.from_numpy(truth)})
+                              "band": chunk.band[i] & torch.from_numpy(truth != ignore),
+                              "target": torch.from_numpy(truth == c)})
         if len(items) > ITEMS_PER_SAMPLE:   # evenly spaced along the band: the whole boundary, deterministically
             items = [items[i] for i in np.linspace(0, len(items) - 1, ITEMS_PER_SAMPLE).round().astype(int)]
         self.items = (self.items + items)[-self.max_items:] if self.max_items else self.items + items
