@@ -67,6 +67,20 @@ def make_keyframes(clip_dir: Path, every: int, into: Path | None = None) -> Path
     return keyframes
 
 
+def write_slow_clip(root: Path, n_frames: int) -> Path:
+    """A clip that takes seconds to propagate with Farneback flow (for Ctrl-C and SIGTERM tests): `n_frames`
+    JPEG frames of 320x240 (12 distinct ones, repeated) in root/frames, frame 0's label in root/keys."""
+    from PIL import Image
+
+    clip = make_clip(n_frames=12, height=240, width=320, n_objects=2, seed=5)
+    (root / "frames").mkdir()
+    (root / "keys").mkdir()
+    for index in range(n_frames):
+        Image.fromarray(clip.frames[index % 12]).save(root / "frames" / f"{index:05d}.jpg", quality=90)
+    Image.fromarray(clip.labels[0]).save(root / "keys" / "00000.png")
+    return root
+
+
 @pytest.fixture(scope="session")
 def small_clip(tmp_path_factory):
     """A 16-frame 64x96 synthetic clip on disk with keyframes every 5 frames."""

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, write_slow_clip
 
 
 # ---- item 7: Ctrl-C stops at once, says what is on disk, exit code 130 -----------------------------
@@ -72,18 +72,7 @@ def _propagate_and_interrupt(args):
 @pytest.fixture(scope="module")
 def slow_clip(tmp_path_factory):
     """A clip that takes several seconds to propagate (Farneback flow on 120 frames)."""
-    from PIL import Image
-
-    from autolabel.synth import make_clip
-
-    root = tmp_path_factory.mktemp("slow")
-    clip = make_clip(n_frames=12, height=240, width=320, n_objects=2, seed=5)
-    (root / "frames").mkdir()
-    (root / "keys").mkdir()
-    for index in range(120):
-        Image.fromarray(clip.frames[index % 12]).save(root / "frames" / f"{index:05d}.jpg", quality=90)
-    Image.fromarray(clip.labels[0]).save(root / "keys" / "00000.png")
-    return root
+    return write_slow_clip(tmp_path_factory.mktemp("slow"), 120)
 
 
 def test_ctrl_c_says_no_results_written_and_exits_130(slow_clip, tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 from autolabel.synth import make_clip, write_clip
 
-from conftest import run_cli
+from conftest import run_cli, write_slow_clip
 
 
 def _propagate(clip, out, *options):
@@ -256,16 +256,7 @@ def test_train_refuses_an_output_in_a_missing_folder_before_any_work(tmp_path, m
 @pytest.fixture(scope="module")
 def slow_frames(tmp_path_factory):
     """A clip that takes some seconds to propagate (Farneback flow on 60 frames)."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("slow")
-    clip = make_clip(n_frames=12, height=240, width=320, n_objects=2, seed=5)
-    (root / "frames").mkdir()
-    (root / "keys").mkdir()
-    for index in range(60):
-        Image.fromarray(clip.frames[index % 12]).save(root / "frames" / f"{index:05d}.jpg", quality=90)
-    Image.fromarray(clip.labels[0]).save(root / "keys" / "00000.png")
-    return root
+    return write_slow_clip(tmp_path_factory.mktemp("slow"), 60)
 
 
 def test_sigterm_is_stopped_as_ctrl_c_is(slow_frames, tmp_path):
